@@ -1,0 +1,1 @@
+"""One module per ``pixcolor`` subcommand; each exposes ``register(subparsers)``."""
