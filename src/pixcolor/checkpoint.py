@@ -1,0 +1,217 @@
+"""Weights and checkpoints: safetensors + JSON for weights, ``weights_only`` torch files for state.
+
+A released model is a folder (or a ``.safetensors`` file with a ``.json`` beside it) holding
+``model.safetensors`` and ``config.json`` (``{"arch": name, "kwargs": {...}, ...}``), as timm
+and whisper keep the architecture with the weights. A training checkpoint is a folder with the
+generator in that form plus ``discriminator.safetensors``, ``state.pt`` (optimisers, schedulers,
+scaler, RNG states, epoch, step) and ``manifest.json`` listing every file's size and SHA-256.
+Every file is written atomically; a checkpoint folder appears under its final name only once
+complete, so a crash leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pixcolor.errors import CheckpointError
+
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.safetensors"
+MODEL_CONFIG = "config.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a fsynced temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _state_dict_for_save(model: nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[key] = value.contiguous()
+    return out
+
+
+def save_model(
+    model: nn.Module,
+    folder: str | Path,
+    arch: str,
+    kwargs: Mapping[str, Any],
+    *,
+    dtype: torch.dtype | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a generator as ``model.safetensors`` + ``config.json`` in ``folder``.
+
+    Args:
+        model: the network (any device; saved from CPU copies).
+        folder: destination folder, created if needed.
+        arch: registered generator name, so loading rebuilds the same class.
+        kwargs: constructor arguments of that generator.
+        dtype: store floating tensors as this dtype (e.g. ``torch.float16`` for release).
+        extra: more JSON fields for ``config.json`` (working size, metrics, ...).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = _state_dict_for_save(model, dtype)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{MODEL_FILE}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"arch": arch})
+        os.replace(tmp, folder / MODEL_FILE)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    config = {"arch": arch, "kwargs": dict(kwargs), **dict(extra or {})}
+    atomic_write_bytes(folder / MODEL_CONFIG, json.dumps(config, indent=2).encode())
+    return folder
+
+
+def read_model_config(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Locate weights and config for ``path`` (a folder or a ``.safetensors`` file).
+
+    Returns:
+        (weights file, parsed config dict).
+    """
+    path = Path(path)
+    if path.is_dir():
+        weights, config_file = path / MODEL_FILE, path / MODEL_CONFIG
+    else:
+        weights = path
+        config_file = path.with_suffix(".json")
+        if not config_file.exists():
+            config_file = path.parent / MODEL_CONFIG
+    if not weights.is_file():
+        raise CheckpointError(f"{path}: no weights file ({weights.name}) found")
+    if weights.suffix != ".safetensors":
+        raise CheckpointError(f"{weights}: only .safetensors weights are loaded (no pickles)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{config_file}: cannot read model config ({exc})") from None
+    if not isinstance(config, dict) or "arch" not in config:
+        raise CheckpointError(f"{config_file}: model config lacks 'arch'")
+    return weights, config
+
+
+def load_state_dict(weights: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning any failure into a clear :class:`CheckpointError`."""
+    try:
+        return load_file(str(weights))
+    except Exception as exc:  # SafetensorError (name varies by version), OSError, ...
+        raise CheckpointError(f"{weights}: corrupt or unreadable weights ({exc})") from None
+
+
+def load_into(model: nn.Module, weights: Path) -> nn.Module:
+    """Load weights into ``model`` (strict), casting to the model's dtypes."""
+    state = load_state_dict(weights)
+    own = model.state_dict()
+    try:
+        cast = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+        model.load_state_dict(cast, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights}: weights do not fit the architecture ({exc})") from None
+    return model
+
+
+# --- training checkpoints -------------------------------------------------------------------
+
+
+def write_checkpoint_dir(final: Path, files: Mapping[str, Any]) -> Path:
+    """Write a checkpoint folder atomically.
+
+    Args:
+        final: destination folder (replaced if it exists).
+        files: file name -> writer callable ``fn(path)`` that writes that file.
+
+    The files go to a hidden temp folder beside ``final`` with a manifest of sizes and
+    SHA-256s; only then is the folder renamed into place (the old one is removed after).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        manifest = {}
+        for name, writer in files.items():
+            writer(tmp / name)
+            manifest[name] = {
+                "size": (tmp / name).stat().st_size,
+                "sha256": sha256_file(tmp / name),
+            }
+        with open(tmp / MANIFEST, "w") as fh:
+            json.dump(manifest, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        old = final.parent / f".{final.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def verify_checkpoint_dir(folder: Path) -> None:
+    """Check every file of a checkpoint folder against its manifest, or raise CheckpointError."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder}: missing or unreadable manifest ({exc})") from None
+    for name, entry in manifest.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: listed in the manifest but missing")
+        if path.stat().st_size != entry["size"]:
+            raise CheckpointError(
+                f"{path}: truncated ({path.stat().st_size} != {entry['size']} bytes)"
+            )
+        if sha256_file(path) != entry["sha256"]:
+            raise CheckpointError(f"{path}: checksum mismatch (corrupt file)")
+
+
+def save_torch_state(state: Mapping[str, Any], path: Path) -> None:
+    """``torch.save`` training state (tensors and plain Python values only)."""
+    torch.save(dict(state), path)
+
+
+def load_torch_state(path: Path) -> dict[str, Any]:
+    """Load training state with ``weights_only=True``: no code from the file is ever run."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError ...
+        raise CheckpointError(f"{path}: refused or corrupt training state ({exc})") from None

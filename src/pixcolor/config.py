@@ -1,0 +1,185 @@
+"""Training configuration: one frozen dataclass, validated, saved with every run and checkpoint.
+
+The CLI builds a :class:`TrainConfig` from flags over an optional TOML file; the trainer
+reads nothing else. ``TrainConfig.from_dict`` refuses unknown keys, wrong types and
+out-of-range values with a :class:`~pixcolor.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pixcolor.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on. Defaults follow the seed write-up."""
+
+    # --- data ---
+    data: str = ""  # training images: folder, .txt file list, or prepared cache folder
+    val: str | None = None  # validation images (same kinds); None = no validation
+    out: str = "runs/default"  # run folder: checkpoints, metrics.jsonl, grids, curves
+    size: int = 256  # working size: images are resized to size x size (seed: 256, bicubic)
+    load_size: int | None = None  # decode size before augmentation (None = size); crops use it
+    limit: int | None = None  # use only the first N training images (quick trials)
+    val_limit: int | None = None  # use only the first N validation images
+    augment: Literal["flip", "crop"] = (
+        "flip"  # flip: seed's h-flip; crop: random resized crop + flip
+    )
+    crop_min_scale: float = 0.35  # smallest crop area fraction for augment="crop"
+    num_workers: int | None = None  # data loader workers; None = automatic
+    # --- model ---
+    generator: str = "seed"  # registered generator name (pixcolor.models.list_generators())
+    generator_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides
+    discriminator: str = "patchgan"  # registered discriminator name
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides
+    pretrained_encoder: bool = False  # load ImageNet weights into the encoder (effunet only)
+    # --- loss ---
+    gan_mode: Literal["vanilla", "lsgan", "none"] = "vanilla"  # "none" trains G with L1 alone
+    lambda_l1: float = 100.0  # pix2pix: GAN + 100 x L1
+    lambda_gan: float = 1.0  # weight of the generator's GAN term
+    lambda_bins: float = 1.0  # weight of the ab-bin classification loss (head="bins" only)
+    bins_rebalance: float = 0.5  # Zhang et al. lambda for class rebalancing (0 = none)
+    pretrain_epochs: int = 0  # L1-only generator epochs before the GAN stage ("NoGAN")
+    # --- optimisation ---
+    epochs: int = 20  # total epochs (resume continues up to this number)
+    batch_size: int = 16  # images per step (per process)
+    lr_g: float = 2e-4  # Adam learning rate of the generator (pix2pix)
+    lr_d: float = 2e-4  # Adam learning rate of the discriminator
+    beta1: float = 0.5  # Adam beta1 (pix2pix)
+    beta2: float = 0.999  # Adam beta2
+    decay_epochs: int = 0  # lr constant, then linear decay to 0 over the last N epochs
+    grad_accum: int = 1  # gradient accumulation steps (global batch = batch x accum x world)
+    # --- speed ---
+    device: str | None = None  # cuda / mps / cpu; None = best available
+    precision: Precision = "auto"  # auto: bf16 where fast (AMX/AVX512-BF16, CUDA), fp16 on old GPUs
+    channels_last: bool = True  # NHWC memory format (faster convolutions on CPU and GPU)
+    compile: bool = False  # torch.compile the networks
+    sync_bn: bool = False  # SyncBatchNorm under DDP
+    # --- bookkeeping ---
+    seed: int = 0  # seeds weights, data order and augmentation
+    keep_last: int = 3  # keep the checkpoints of the last N epochs (plus last and best)
+    val_every: int = 1  # validate every N epochs
+    grid_images: int = 6  # fixed validation images shown in the PNG grid
+    log_every: int = 10  # steps between JSONL log lines
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.size >= 16 and self.size % 16 == 0, "size must be a multiple of 16, >= 16"),
+            (self.load_size is None or self.load_size >= 16, "load_size must be >= 16"),
+            (self.limit is None or self.limit > 0, "limit must be positive"),
+            (self.val_limit is None or self.val_limit > 0, "val_limit must be positive"),
+            (0.01 <= self.crop_min_scale <= 1.0, "crop_min_scale must be in [0.01, 1]"),
+            (self.num_workers is None or self.num_workers >= 0, "num_workers must be >= 0"),
+            (self.lambda_l1 >= 0 and self.lambda_gan >= 0, "loss weights must be >= 0"),
+            (self.lambda_bins >= 0, "lambda_bins must be >= 0"),
+            (0.0 <= self.bins_rebalance <= 1.0, "bins_rebalance must be in [0, 1]"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (0 <= self.pretrain_epochs <= self.epochs, "pretrain_epochs must be in [0, epochs]"),
+            (0 <= self.decay_epochs <= self.epochs, "decay_epochs must be in [0, epochs]"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.grad_accum >= 1, "grad_accum must be >= 1"),
+            (0 < self.lr_g < 1 and 0 < self.lr_d < 1, "learning rates must be in (0, 1)"),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "Adam betas must be in [0, 1)"),
+            (self.keep_last >= 0, "keep_last must be >= 0"),
+            (self.val_every >= 1 and self.log_every >= 1, "val_every/log_every must be >= 1"),
+            (self.grid_images >= 0, "grid_images must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid config: {message}")
+
+    # --- (de)serialisation ---
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build a config from a dict, refusing unknown keys and wrong types.
+
+        Args:
+            values: field name -> value.
+            source: where the values came from, for error messages.
+        """
+        return cls().replace(source=source, **values)
+
+    def replace(self, *, source: str = "config", **changes: Any) -> TrainConfig:
+        """Return a copy with ``changes`` applied after type checks."""
+        hints = typing.get_type_hints(type(self))
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+        clean = {key: _check_type(key, value, hints[key], source) for key, value in changes.items()}
+        return dataclasses.replace(self, **clean)
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON, atomically."""
+        from pixcolor.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a config from ``.json`` or ``.toml``."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+            values = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: a config must be a table of keys")
+        return cls.from_dict(values, source=str(path))
+
+
+def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
+    """Return ``value`` (ints widened to float where a float is expected) or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(
+                f"{source}: {key} must be one of {typing.get_args(hint)}, not {value!r}"
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(key, value, arg, source)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{source}: {key} has the wrong type ({type(value).__name__})")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{source}: {key} must be a table with string keys")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be an integer, not a boolean")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ConfigError(
+            f"{source}: {key} must be {hint.__name__}, not {type(value).__name__} ({value!r})"
+        )
+    return value

@@ -1,0 +1,274 @@
+"""Full-resolution colorization: ``load_model()`` and ``Colorizer.colorize()``.
+
+The model sees L at its working size; its ab is upsampled back to the input's size and joined
+with the input's own full-resolution L, so the output keeps every detail of the original
+luminance, has exactly the input's size and orientation, and changes only colour. The full-size
+work runs in horizontal strips, so memory stays bounded for very large photos.
+
+Example:
+    >>> import pixcolor
+    >>> model = pixcolor.load_model()              # the shipped default, on the best device
+    >>> out = model.colorize("grandma_1952.jpg")   # PIL RGB image, same size as the input
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from pixcolor import checkpoint as ckpt
+from pixcolor.color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
+from pixcolor.device import resolve_device
+from pixcolor.errors import PixcolorError
+from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image
+from pixcolor.models import create_generator
+
+# Shipped weights: one folder per model name (model.safetensors + config.json).
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "default"
+# Rows of the full-resolution image processed at once (bounds memory for huge photos).
+STRIP_ROWS = 512
+# Bisection steps that pull out-of-gamut ab towards gray while keeping L.
+GAMUT_STEPS = 8
+
+ImageInput = str | Path | Image.Image | np.ndarray | Tensor
+
+
+def available_models() -> list[str]:
+    """Names of the colorization models shipped inside the package."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in WEIGHTS_DIR.iterdir()
+        if (p / ckpt.MODEL_FILE).is_file() and not p.name.startswith("srcnn")
+    )
+
+
+def load_model(
+    name_or_path: str | Path | None = None, device: str | torch.device | None = None
+) -> Colorizer:
+    """Load a colorizer: a shipped name (``available_models()``), or a folder / ``.safetensors``.
+
+    Args:
+        name_or_path: ``None`` for the shipped default, a shipped name, a model folder
+            (``model.safetensors`` + ``config.json``, e.g. a training checkpoint folder), or a
+            ``.safetensors`` file with its ``.json`` config beside it.
+        device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks the best available.
+    """
+    name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    path = WEIGHTS_DIR / str(name) if str(name) in available_models() else Path(name)
+    if not path.exists():
+        raise PixcolorError(f"{name}: no such model (shipped: {', '.join(available_models())})")
+    weights, config = ckpt.read_model_config(path)
+    try:
+        generator = create_generator(config["arch"], **config.get("kwargs", {}))
+    except (TypeError, ValueError) as exc:
+        raise ckpt.CheckpointError(f"{path}: bad model config ({exc})") from None
+    ckpt.load_into(generator, weights)
+    return Colorizer(generator, config, device=device)
+
+
+def _as_uint8_rgb(image: ImageInput, max_pixels: int | None) -> np.ndarray:
+    """Any accepted input -> ``(H, W, 3)`` uint8 RGB array."""
+    if isinstance(image, (str, Path, Image.Image)):
+        return np.asarray(read_image(image, max_pixels=max_pixels))
+    if isinstance(image, Tensor):
+        t = image.detach().cpu()
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim != 3 or t.shape[0] not in (1, 3):
+            raise ValueError(f"tensor images must be (1|3, H, W), got {tuple(image.shape)}")
+        if t.dtype != torch.uint8:
+            t = (t.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        return t.expand(3, -1, -1).permute(1, 2, 0).numpy()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"numpy images must be uint8, got {image.dtype}")
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+            raise ValueError(f"numpy images must be (H, W[, 1|3|4]), got {image.shape}")
+        return np.ascontiguousarray(
+            np.broadcast_to(image[..., :3], (*image.shape[:2], 3))
+            if image.shape[2] == 1
+            else image[..., :3]
+        )
+    raise TypeError(
+        f"cannot colorize a {type(image).__name__}; give a path, PIL image, uint8 array or tensor"
+    )
+
+
+def working_shape(height: int, width: int, size: int, stride: int) -> tuple[int, int]:
+    """Model input size for an image: about ``size**2`` pixels, aspect kept, multiples of ``stride``."""
+    scale = size / math.sqrt(height * width)
+    h = max(stride, round(height * scale / stride) * stride)
+    w = max(stride, round(width * scale / stride) * stride)
+    return h, w
+
+
+def _interp_matrix(n_in: int, n_out: int) -> Tensor:
+    """``(n_out, n_in)`` matrix of 1-D bicubic interpolation (PyTorch's kernel, half-pixel)."""
+    eye = torch.eye(n_in).view(n_in, 1, n_in, 1)
+    return F.interpolate(eye, size=(n_out, 1), mode="bicubic", align_corners=False)[:, 0, :, 0].T
+
+
+class Colorizer:
+    """A loaded generator plus the full-resolution pre- and post-processing around it."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        config: dict[str, Any],
+        *,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.config = dict(config)
+        self.size = int(config.get("size", 256))  # default working size
+        self.stride = int(getattr(generator, "stride", 2 ** getattr(generator, "num_downs", 8)))
+        fmt = (
+            torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
+        )
+        self.model = generator.to(self.device, memory_format=fmt).eval()
+        self.model.requires_grad_(False)
+
+    @property
+    def name(self) -> str:
+        """Architecture name from the model config."""
+        return str(self.config.get("arch", "?"))
+
+    @torch.inference_mode()
+    def predict_ab(self, L: Tensor, *, stochastic: bool = False) -> Tensor:
+        """Run the generator: ``L (B,1,h,w)`` in Lab units 0..100 -> ab ``(B,2,h,w)`` Lab units."""
+        dropouts = [m for m in self.model.modules() if isinstance(m, nn.Dropout)]
+        for m in dropouts:
+            m.train(stochastic)
+        x = normalize_l(L.to(self.device)).contiguous(memory_format=torch.channels_last)
+        ab = self.model(x).float()
+        for m in dropouts:
+            m.eval()
+        return denormalize_ab(ab).cpu()
+
+    def colorize(
+        self,
+        image: ImageInput,
+        *,
+        size: int | None = None,
+        stochastic: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> Image.Image:
+        """Colorize one image at its own resolution.
+
+        Args:
+            image: a path, PIL image, uint8 array ``(H, W[, C])`` or tensor ``(C, H, W)``
+                (uint8, or float in [0, 1]). Colour inputs are colorized from their luminance.
+            size: working size of the model (default: the model's, usually 256).
+            stochastic: keep dropout on, pix2pix style (different colours per call).
+            max_pixels: refuse larger images (decompression bombs).
+
+        Returns:
+            An RGB PIL image of exactly the input's size.
+        """
+        return self.colorize_batch(
+            [image], size=size, stochastic=stochastic, max_pixels=max_pixels
+        )[0]
+
+    def colorize_batch(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        size: int | None = None,
+        stochastic: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> list[Image.Image]:
+        """Colorize several images; those sharing a working shape run as one model batch."""
+        arrays = [_as_uint8_rgb(im, max_pixels) for im in images]
+        smalls = [self._small_l(a, size or self.size) for a in arrays]
+        ab_small: list[Tensor | None] = [None] * len(arrays)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, s in enumerate(smalls):
+            groups.setdefault(tuple(s.shape[-2:]), []).append(i)
+        for idx in groups.values():
+            ab = self.predict_ab(torch.cat([smalls[i] for i in idx]), stochastic=stochastic)
+            for j, i in enumerate(idx):
+                ab_small[i] = ab[j]
+        return [
+            Image.fromarray(self.compose(a, ab)) for a, ab in zip(arrays, ab_small, strict=True)
+        ]
+
+    def _small_l(self, rgb: np.ndarray, size: int) -> Tensor:
+        """L at working size ``(1, 1, h, w)``, from an antialiased bicubic RGB resize."""
+        h, w = working_shape(*rgb.shape[:2], size, self.stride)
+        small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+        t = torch.from_numpy(small).permute(2, 0, 1).float().div_(255.0)
+        return rgb_to_lab(t)[None, :1]
+
+    @staticmethod
+    def compose(rgb: np.ndarray, ab_small: Tensor) -> np.ndarray:
+        """Join the full-resolution L of ``rgb (H,W,3) uint8`` with upsampled ``ab_small (2,h,w)``.
+
+        Works in strips of :data:`STRIP_ROWS` rows; out-of-gamut colours are pulled towards
+        gray (ab scaled down) so that the output's L stays the input's L.
+
+        Returns:
+            ``(H, W, 3)`` uint8 RGB.
+        """
+        height, width = rgb.shape[:2]
+        h, w = ab_small.shape[-2:]
+        rows = _interp_matrix(h, height)  # (H, h)
+        ab_w = ab_small.float() @ _interp_matrix(w, width).T  # (2, h, W)
+        out = np.empty_like(rgb)
+        for y0 in range(0, height, STRIP_ROWS):
+            y1 = min(height, y0 + STRIP_ROWS)
+            strip = torch.from_numpy(rgb[y0:y1]).permute(2, 0, 1).float().div_(255.0)
+            L = rgb_to_lab(strip)[:1]  # (1, s, W)
+            ab = rows[y0:y1] @ ab_w  # (2, s, W)
+            out_strip = _in_gamut_rgb(L, ab)
+            out[y0:y1] = (
+                out_strip.mul_(255.0)
+                .round_()
+                .clamp_(0, 255)
+                .to(torch.uint8)
+                .permute(1, 2, 0)
+                .numpy()
+            )
+        return out
+
+
+def _in_gamut_rgb(L: Tensor, ab: Tensor) -> Tensor:
+    """Lab -> RGB ``(3, s, W)``, scaling ab of out-of-gamut pixels down until they fit."""
+    rgb = lab_to_rgb(torch.cat([L, ab]), clip=False)
+    bad = ((rgb < -1e-4) | (rgb > 1 + 1e-4)).any(0)  # (s, W)
+    if bad.any():
+        Lb, abb = L[:, bad], ab[:, bad]  # (1, n), (2, n)
+        lo, hi = torch.zeros_like(Lb), torch.ones_like(Lb)
+        for _ in range(GAMUT_STEPS):
+            mid = 0.5 * (lo + hi)
+            test = lab_to_rgb(torch.cat([Lb, abb * mid])[:, None], clip=False)[:, 0]
+            ok = ((test >= -1e-4) & (test <= 1 + 1e-4)).all(0, keepdim=True)
+            lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+        fixed = lab_to_rgb(torch.cat([Lb, abb * lo])[:, None], clip=False)[:, 0]
+        rgb[:, bad] = fixed
+    return rgb.clamp_(0.0, 1.0)
+
+
+def colorize(
+    image: ImageInput,
+    *,
+    model: Colorizer | str | Path | None = None,
+    size: int | None = None,
+    stochastic: bool = False,
+) -> Image.Image:
+    """One call: colorize ``image`` with ``model`` (a Colorizer, a name or path; default shipped)."""
+    if not isinstance(model, Colorizer):
+        model = load_model(model)
+    return model.colorize(image, size=size, stochastic=stochastic)

@@ -1,0 +1,153 @@
+"""Building blocks of a training run: data sets, data order, loaders and networks."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pixcolor.color import rgb_to_lab_normalized
+from pixcolor.config import TrainConfig
+from pixcolor.data import ColorizationDataset
+from pixcolor.distributed import DistContext
+from pixcolor.models import create_discriminator, create_generator
+
+# Images used to estimate the ab prior for class rebalancing (head="bins").
+PRIOR_IMAGES = 512
+
+
+def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """Return (train, val) data sets yielding ``{"rgb": (3, S, S) uint8}``.
+
+    Augmentation (flip, crops) happens later, batched on the device (see ``augment.py``).
+    """
+    size = config.load_size or config.size
+    train = ColorizationDataset(
+        config.data, split="val", size=size, limit=config.limit, output="rgb"
+    )
+    if len(train) == 0:
+        from pixcolor.errors import PixcolorError
+
+        raise PixcolorError(f"{config.data}: no training images found")
+    val = None
+    if config.val:
+        val = ColorizationDataset(
+            config.val, split="val", size=config.size, limit=config.val_limit, output="rgb"
+        )
+    return train, val
+
+
+def build_models(config: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """Create G and D from the registry, initialised, on ``device`` (channels_last if asked)."""
+    kwargs = dict(config.generator_kwargs)
+    if config.pretrained_encoder:
+        kwargs["pretrained"] = True
+    generator = create_generator(config.generator, **kwargs)
+    discriminator = create_discriminator(config.discriminator, **config.discriminator_kwargs)
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    return (
+        generator.to(device=device, memory_format=fmt),
+        discriminator.to(device=device, memory_format=fmt),
+    )
+
+
+def generator_kwargs(config: TrainConfig) -> dict:
+    """Constructor kwargs to store with saved generator weights (never ``pretrained``)."""
+    kwargs = dict(config.generator_kwargs)
+    kwargs.pop("pretrained", None)
+    return kwargs
+
+
+class EpochSampler(Sampler[list[int]]):
+    """Batches of indices in an order fixed by ``(seed, epoch)``; this rank's share only.
+
+    Every rank draws the same permutation and takes every ``world_size``-th element, so the
+    shards are disjoint and the global order is reproducible. Incomplete final batches are
+    dropped when at least one full batch exists (training), kept otherwise (tiny sets).
+    ``start_batch`` skips batches already done (mid-epoch resume).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        epoch: int,
+        batch_size: int,
+        *,
+        start_batch: int = 0,
+        shuffle: bool = True,
+        dist: DistContext | None = None,
+        drop_last: bool = True,
+    ) -> None:
+        dist = dist or DistContext.single()
+        if shuffle:
+            g = torch.Generator().manual_seed(seed * 7919 + epoch)
+            order = torch.randperm(n, generator=g).tolist()
+        else:
+            order = list(range(n))
+        if shuffle and dist.world_size > 1:
+            order = order[: (n // dist.world_size) * dist.world_size] or order
+        mine = order[dist.rank :: dist.world_size]
+        batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+        if drop_last and shuffle and len(batches) > 1 and len(batches[-1]) < batch_size:
+            batches.pop()
+        self.batches = batches
+        self.num_batches = len(batches)
+        self.start_batch = start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches[self.start_batch :])
+
+    def __len__(self) -> int:
+        return self.num_batches - self.start_batch
+
+
+def _collate(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+def make_train_loader(
+    dataset: Dataset, sampler: EpochSampler, config: TrainConfig, device: torch.device
+) -> DataLoader:
+    """A loader over ``sampler``'s batches; workers decode, the device does the rest."""
+    workers = config.num_workers
+    if workers is None:
+        cached = getattr(dataset, "is_cached", False)
+        workers = 0 if cached or len(dataset) < 64 else max(1, min(4, (os.cpu_count() or 2) - 1))
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=_collate,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+@torch.no_grad()
+def class_weights_for(generator: nn.Module, dataset: Dataset, config: TrainConfig) -> Tensor:
+    """Zhang et al.'s rebalancing weights for the generator's ab bins, from the training prior."""
+    quantizer = generator.quantizer
+    device = quantizer.centers.device
+    counts = None
+    step = max(1, len(dataset) // PRIOR_IMAGES)
+    for i in range(0, len(dataset), step):
+        rgb = dataset[i]["rgb"].to(device).float().div(255.0)[None]
+        rgb = torch.nn.functional.interpolate(rgb, scale_factor=0.25, mode="area")
+        _, ab = rgb_to_lab_normalized(rgb)
+        c = quantizer.empirical_prior(ab)
+        counts = c if counts is None else counts + c
+    prior = counts / counts.sum()
+    return quantizer.class_weights(prior, lam=config.bins_rebalance).to(device)
+
+
+def num_steps(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Steps per epoch for ``n`` images (see :class:`EpochSampler`)."""
+    per_rank = n // world_size if n >= world_size else n
+    full = per_rank // batch_size
+    return full if full else math.ceil(per_rank / batch_size)

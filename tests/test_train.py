@@ -1,0 +1,197 @@
+"""Trainer: tiny overfit, exact resume, checkpoints, config round trip, CLI end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixcolor.cli import main
+from pixcolor.config import TrainConfig
+from pixcolor.errors import CheckpointError, ConfigError
+from pixcolor.train import Trainer
+
+
+def _photos(folder, n=6, size=(40, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        h, w = size
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([x * 255 / w, y * 255 / h, np.full((h, w), rng.integers(0, 255))], -1)
+        img = np.clip(base + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+def _tiny(tmp_path, **kw) -> TrainConfig:
+    data = _photos(tmp_path / "data")
+    base = dict(
+        data=str(data),
+        val=str(data),
+        out=str(tmp_path / "run"),
+        size=32,
+        generator="unet",
+        generator_kwargs={"base_channels": 8, "num_downs": 5},
+        discriminator_kwargs={"base_channels": 8},
+        batch_size=2,
+        epochs=2,
+        precision="fp32",
+        num_workers=0,
+        log_every=1,
+        keep_last=2,
+        grid_images=2,
+    )
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    g = {f"G.{k}": v.clone() for k, v in trainer.G_raw.state_dict().items()}
+    d = {f"D.{k}": v.clone() for k, v in trainer.D_raw.state_dict().items()}
+    return g | d
+
+
+def test_tiny_overfit(tmp_path):
+    data = _photos(tmp_path / "two", n=2, size=(32, 32))
+    cfg = TrainConfig.from_dict(
+        dict(
+            data=str(data),
+            out=str(tmp_path / "run"),
+            size=32,
+            generator="unet",
+            generator_kwargs={"base_channels": 8, "num_downs": 5, "dropout": 0.0},
+            gan_mode="none",
+            batch_size=2,
+            epochs=100,
+            precision="fp32",
+            num_workers=0,
+            log_every=100,
+            keep_last=0,
+            lr_g=2e-3,
+        )
+    )
+    trainer = Trainer(cfg)
+    start = None
+    for step in range(100):
+        losses = trainer.train_step(
+            *trainer._prepare(
+                torch.stack([trainer.train_set[i]["rgb"] for i in range(2)]), 0, step
+            ),
+            gan=False,
+        )
+        start = start if start is not None else float(losses["loss_l1"])
+    end = float(losses["loss_l1"])
+    assert end < 0.35 * start, (start, end)
+
+
+@pytest.mark.parametrize("stop_at", [4, 3])  # epoch boundary (3 steps/epoch) and mid-epoch
+def test_resume_is_bitwise_exact(tmp_path, stop_at):
+    cfg = _tiny(tmp_path / "a")
+    full = Trainer(cfg)
+    full.fit()
+    cfg_b = cfg.replace(out=str(tmp_path / "b"))
+    part = Trainer(cfg_b)
+    part.fit(stop_at_step=stop_at)
+    resumed = Trainer(cfg_b)
+    resumed.resume()
+    assert resumed.global_step == stop_at
+    resumed.fit()
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_run_folder_contents_and_fallback(tmp_path):
+    cfg = _tiny(tmp_path, epochs=3)
+    Trainer(cfg).fit()
+    run = tmp_path / "run"
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["best", "epoch_0002", "epoch_0003", "last"]  # keep_last=2 pruned epoch 1
+    assert (run / "curves.png").stat().st_size > 0
+    assert (run / "grids" / "epoch_0003.png").exists()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"train", "val"} <= {r["kind"] for r in rows}
+    assert all(np.isfinite(r["val_psnr"]) for r in rows if r["kind"] == "val")
+    # Corrupt "last": resume refuses it and falls back to the newest good epoch checkpoint.
+    state = run / "checkpoints" / "last" / "model.safetensors"
+    state.write_bytes(state.read_bytes()[:100])
+    t = Trainer(cfg)
+    used = t.resume()
+    assert used.name == "epoch_0003" and t.epoch == 3
+
+
+def test_resume_without_checkpoint_is_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Trainer(_tiny(tmp_path)).resume()
+
+
+def test_config_round_trip(tmp_path):
+    cfg = _tiny(tmp_path)
+    cfg.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == cfg
+    (tmp_path / "c.toml").write_text(
+        'epochs = 7\naugment = "crop"\n[generator_kwargs]\nbase_channels = 4\n'
+    )
+    loaded = TrainConfig.load(tmp_path / "c.toml")
+    assert loaded.epochs == 7 and loaded.augment == "crop"
+    assert loaded.generator_kwargs == {"base_channels": 4}
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"epochz": 1}, "unknown key"),
+        ({"epochs": "3"}, "must be int"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"precision": "fp8"}, "must be one of"),
+        ({"lr_g": 2.0}, "learning rates"),
+    ],
+)
+def test_config_validation(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(bad)
+
+
+def test_cli_train_end_to_end_and_resume(tmp_path, capsys):
+    data = _photos(tmp_path / "data", n=5)
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--val",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--size",
+        "32",
+        "--generator",
+        "unet",
+        "--generator-kwargs",
+        '{"base_channels": 8, "num_downs": 5}',
+        "--discriminator-kwargs",
+        '{"base_channels": 8}',
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--num-workers",
+        "0",
+    ]
+    assert main(args) == 0
+    assert main([*args[:-4], "--epochs", "2", "--resume"]) == 0
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert max(r["epoch"] for r in rows) == 2
+    saved = TrainConfig.load(tmp_path / "run" / "config.json")
+    assert saved.epochs == 2 and saved.generator_kwargs == {"base_channels": 8, "num_downs": 5}
+
+
+def test_cli_reports_bad_config(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--batch-size", "0"]) == 2
+    assert "batch_size must be >= 1" in capsys.readouterr().err
