@@ -58,3 +58,10 @@ def create_generator(name: str, **kwargs: Any) -> nn.Module:
 def create_discriminator(name: str = "patchgan", **kwargs: Any) -> nn.Module:
     """Build a registered discriminator by name; ``kwargs`` go to its constructor."""
     return _create(_discriminators(), "discriminator", name, **kwargs)
+
+
+def create_srcnn(variant: str = "955", **kw: Any) -> nn.Module:
+    """Build an SRCNN super-resolution net (``"955"`` or ``"915"``); ``kw`` go to ``SRCNN``."""
+    from pixcolor.models.srcnn import SRCNN
+
+    return SRCNN(variant=variant, **kw)

@@ -1,0 +1,385 @@
+"""Training data: image files (or a decoded uint8 cache) -> Lab tensors, and the loader.
+
+Three kinds of source are accepted everywhere: a folder (walked recursively), a ``.txt`` list
+of paths, or a sequence of paths. :func:`prepare_cache` decodes a source once into a
+memory-mapped ``images.npy`` (``(N, size, size, 3)`` uint8) plus ``cache.json``; a folder holding
+those is a fourth kind of source, and reading it costs no JPEG decoding.
+
+Example:
+    >>> ds = ColorizationDataset("photos/train", split="train", size=256)  # doctest: +SKIP
+    >>> loader = make_loader(ds, 16, shuffle=True, seed=0)  # doctest: +SKIP
+    >>> batch = next(iter(loader))  # {"L": (16, 1, 256, 256), "ab": (16, 2, 256, 256)}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from tqdm import tqdm
+
+from pixcolor.color import rgb_to_lab_normalized, uint8_to_float
+from pixcolor.datasets.split import Source, resolve_files
+from pixcolor.errors import ImageReadError, PixcolorError
+from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image
+
+# Files of a prepared cache folder, and the version of its layout (bump on any change).
+CACHE_META = "cache.json"
+CACHE_IMAGES = "images.npy"
+CACHE_FORMAT_VERSION = 1
+# Files decoded per thread-pool round while preparing a cache (bounds memory).
+_PREPARE_CHUNK = 256
+
+
+class UnreadableImageWarning(UserWarning):
+    """An image file could not be decoded and was skipped."""
+
+
+def is_cache(source: object) -> bool:
+    """Whether ``source`` is a folder prepared by :func:`prepare_cache`."""
+    return isinstance(source, str | os.PathLike) and (Path(source) / CACHE_META).is_file()
+
+
+def load_cache_info(cache_dir: str | Path) -> dict[str, Any]:
+    """Read and check ``cache.json`` of a prepared cache (keys: size, count, files, ...)."""
+    meta_path = Path(cache_dir) / CACHE_META
+    try:
+        info = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PixcolorError(f"{meta_path}: unreadable cache metadata ({exc})") from exc
+    if info.get("format_version") != CACHE_FORMAT_VERSION:
+        raise PixcolorError(
+            f"{meta_path}: cache format {info.get('format_version')}, expected "
+            f"{CACHE_FORMAT_VERSION}; prepare it again"
+        )
+    return info
+
+
+def load_resized(
+    path: str | Path, size: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Decode an image and resize it to ``size x size`` (Pillow bicubic, aspect ignored).
+
+    Returns:
+        ``(size, size, 3)`` uint8 RGB array.
+
+    Raises:
+        ImageReadError: If the file cannot be decoded.
+    """
+    img = read_image(path, max_pixels=max_pixels)
+    try:
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BICUBIC)
+        return np.array(img, dtype=np.uint8)
+    except (OSError, ValueError) as exc:  # lazy decoders can fail at resize time
+        raise ImageReadError(path, str(exc)) from exc
+
+
+def _try_load(path: Path, size: int, max_pixels: int | None) -> tuple[np.ndarray | None, str]:
+    try:
+        return load_resized(path, size, max_pixels=max_pixels), ""
+    except ImageReadError as exc:
+        return None, exc.reason
+
+
+def _decode(
+    files: list[Path], size: int, max_pixels: int | None, num_workers: int | None, progress: bool
+) -> Iterator[tuple[Path, tuple[np.ndarray | None, str]]]:
+    """Yield ``(path, (array or None, reason))`` in order, decoding on a thread pool."""
+    workers = default_num_workers(len(files)) if num_workers is None else num_workers
+    load = partial(_try_load, size=size, max_pixels=max_pixels)
+    with (
+        ThreadPoolExecutor(max(1, workers)) as pool,
+        tqdm(total=len(files), desc="decoding", unit="img", disable=not progress) as bar,
+    ):
+        for start in range(0, len(files), _PREPARE_CHUNK):  # chunks bound the memory held
+            chunk = files[start : start + _PREPARE_CHUNK]
+            results = list(pool.map(load, chunk)) if workers > 0 else [load(p) for p in chunk]
+            yield from zip(chunk, results, strict=True)
+            bar.update(len(chunk))
+
+
+def _warn_unreadable(path: Path, reason: str) -> None:
+    warnings.warn(
+        f"skipping unreadable image {path}: {reason}", UnreadableImageWarning, stacklevel=3
+    )
+
+
+def default_num_workers(n_items: int, batch_size: int = 1) -> int:
+    """Loader workers: ``min(4, cpu_count - 1)``, or 0 when there are under 4 batches."""
+    if n_items < 4 * batch_size:
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def prepare_cache(
+    source: Source,
+    out_dir: str | Path,
+    size: int = 256,
+    *,
+    num_workers: int | None = None,
+    progress: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Path:
+    """Decode every image of ``source`` once into a memory-mappable uint8 cache.
+
+    Writes ``out_dir/images.npy`` (``(N, size, size, 3)`` uint8, bicubic resize like the
+    ``val`` transform; written to a temporary name, then renamed) and ``out_dir/cache.json``
+    (size, count, the source file list, the cached files, skipped files with reasons, format
+    version). Unreadable files are warned about and skipped. Re-running with the same file
+    list and size does nothing.
+
+    Args:
+        source: Folder, ``.txt`` list, or sequence of image paths.
+        out_dir: Cache folder, created if needed.
+        size: Side of the square images, in pixels.
+        num_workers: Decoding threads (Pillow releases the GIL); default
+            ``default_num_workers``, 0 decodes in the calling thread.
+        progress: Show a tqdm progress bar.
+        max_pixels: Decompression-bomb limit passed to :func:`pixcolor.imageio.read_image`.
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`.
+    """
+    if is_cache(source):
+        raise PixcolorError(f"{source} is already a prepared cache")
+    files = resolve_files(source)
+    sources = [str(p.absolute()) for p in files]
+    out = Path(out_dir)
+    meta_path, images_path = out / CACHE_META, out / CACHE_IMAGES
+    if meta_path.is_file() and images_path.is_file():
+        try:
+            old = load_cache_info(out)
+        except PixcolorError:
+            old = {}
+        if old.get("size") == size and old.get("sources") == sources:
+            return out
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path.unlink(missing_ok=True)  # any old cache is stale from here on
+    tmp = out / f".{CACHE_IMAGES}.{os.getpid()}.tmp"
+    # Rows of skipped files stay unused (zero) at the end; ``count`` says how many are valid.
+    images = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(files), size, size, 3))
+    kept: list[str] = []
+    skipped: list[dict[str, str]] = []
+    try:
+        for path, (array, reason) in _decode(files, size, max_pixels, num_workers, progress):
+            if array is None:
+                _warn_unreadable(path, reason)
+                skipped.append({"path": str(path), "reason": reason})
+            else:
+                images[len(kept)] = array
+                kept.append(str(path.absolute()))
+        images.flush()
+        del images
+        if not kept:
+            raise PixcolorError(f"{source}: none of the {len(files)} images could be read")
+        os.replace(tmp, images_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {
+        "format_version": CACHE_FORMAT_VERSION,
+        "size": size,
+        "count": len(kept),
+        "files": kept,
+        "sources": sources,
+        "skipped": skipped,
+    }
+    meta_tmp = meta_path.with_name(f".{CACHE_META}.{os.getpid()}.tmp")
+    meta_tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    os.replace(meta_tmp, meta_path)
+    return out
+
+
+class ColorizationDataset(Dataset[dict[str, Tensor]]):
+    """Square colour photos as Lab (or uint8 RGB) tensors for Pix2Pix colorization.
+
+    Transforms follow the tutorial: ``"val"`` resizes to ``size x size`` (Pillow bicubic,
+    aspect ratio ignored); ``"train"`` also flips horizontally with probability 0.5.
+
+    Flips are reproducible: they come from a private ``torch.Generator`` seeded with ``seed``
+    in the main process, and re-seeded inside each DataLoader worker from that worker's seed
+    (``get_worker_info().seed``, which :func:`make_loader` derives from its own ``seed``).
+
+    Unreadable files are skipped: the item at the next index (wrapping around) is returned
+    instead, and an :class:`UnreadableImageWarning` naming the file and reason is issued once
+    per file (once per worker process).
+
+    Args:
+        source: Folder, ``.txt`` list, sequence of paths, or a cache from :func:`prepare_cache`.
+        split: ``"train"`` or ``"val"``.
+        size: Side of the square output, in pixels; must equal a cache's size.
+        limit: Keep only the first ``limit`` files.
+        output: ``"lab"`` gives ``{"L": (1, H, W) float32 in [-1, 1], "ab": (2, H, W)
+            float32 in about [-1, 1]}``; ``"rgb"`` gives ``{"rgb": (3, H, W) uint8}`` for
+            batched conversion on the training device.
+        indices: Keep only these positions (after ``limit``), e.g. a distributed rank's shard.
+        seed: Seed of the flip generator.
+        max_pixels: Decompression-bomb limit for :func:`pixcolor.imageio.read_image`.
+
+    Raises:
+        ValueError: On an unknown ``split``/``output``, a size that differs from the cache's,
+            or an out-of-range index.
+        PixcolorError: If the source is missing or empty.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        split: str = "train",
+        size: int = 256,
+        *,
+        limit: int | None = None,
+        output: Literal["lab", "rgb"] = "lab",
+        indices: Sequence[int] | None = None,
+        seed: int = 0,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        if output not in ("lab", "rgb"):
+            raise ValueError(f"output must be 'lab' or 'rgb', got {output!r}")
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        self.split, self.size, self.output, self.max_pixels = split, size, output, max_pixels
+        self.cache_dir: Path | None = None
+        if is_cache(source):
+            self.cache_dir = Path(source)  # type: ignore[arg-type]
+            info = load_cache_info(self.cache_dir)
+            if info["size"] != size:
+                raise ValueError(f"{self.cache_dir} holds {info['size']}px images, not {size}px")
+            shape = np.load(self.cache_dir / CACHE_IMAGES, mmap_mode="r").shape
+            if shape[0] < info["count"] or shape[1:] != (size, size, 3):
+                raise PixcolorError(
+                    f"{self.cache_dir}: images.npy has shape {shape}, expected {info['count']}"
+                )
+            paths = [Path(p) for p in info["files"]]
+        else:
+            paths = resolve_files(source)
+        positions = list(range(len(paths)))[:limit]
+        if indices is not None:
+            try:
+                positions = [positions[i] for i in indices]
+            except IndexError:
+                raise ValueError(f"indices must be in [0, {len(positions)})") from None
+        if not positions:
+            raise PixcolorError(f"{source}: no images selected")
+        self.paths: list[Path] = [paths[i] for i in positions]
+        self._rows = positions  # rows of the cache array
+        self._images: np.ndarray | None = None  # memory map, opened lazily in each process
+        self._bad: set[int] = set()
+        self._seed = seed
+        self._generator = torch.Generator().manual_seed(seed)
+        self._rng_owner: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_images"] = None  # never pickle the memory map's contents into workers
+        return state
+
+    def _load(self, i: int) -> np.ndarray:
+        """Return item ``i`` as ``(size, size, 3)`` uint8."""
+        if self.cache_dir is None:
+            return load_resized(self.paths[i], self.size, max_pixels=self.max_pixels)
+        if self._images is None:
+            self._images = np.load(self.cache_dir / CACHE_IMAGES, mmap_mode="r")
+        return np.array(self._images[self._rows[i]])  # copy out of the read-only map
+
+    def _flip(self) -> bool:
+        info = get_worker_info()
+        owner = None if info is None else (info.id, info.seed)
+        if owner != self._rng_owner:  # first item in a new worker: re-seed from the worker
+            self._rng_owner = owner
+            self._generator.manual_seed(self._seed if info is None else info.seed)
+        return bool(torch.rand((), generator=self._generator) < 0.5)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} images")
+        for step in range(n):
+            i = (index + step) % n
+            if i in self._bad:
+                continue
+            try:
+                array = self._load(i)
+            except ImageReadError as exc:
+                self._bad.add(i)
+                _warn_unreadable(self.paths[i], exc.reason)
+                continue
+            return self._to_item(array)
+        raise PixcolorError(f"none of the {n} images could be read")
+
+    def _to_item(self, array: np.ndarray) -> dict[str, Tensor]:
+        if self.split == "train" and self._flip():
+            array = np.ascontiguousarray(array[:, ::-1])
+        rgb = torch.from_numpy(array).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
+        if self.output == "rgb":
+            return {"rgb": rgb}
+        lightness, ab = rgb_to_lab_normalized(uint8_to_float(rgb))  # (1, H, W), (2, H, W)
+        return {"L": lightness, "ab": ab}
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` that seeds Python's and NumPy's RNGs from the worker's torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    num_workers: int | None = None,
+    device: torch.device | str = "cpu",
+    drop_last: bool = False,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """Build a reproducible :class:`~torch.utils.data.DataLoader`.
+
+    The shuffle order and every worker's seed come from a ``torch.Generator`` seeded with
+    ``seed``; workers also seed ``random`` and NumPy (:func:`seed_worker`) and stay alive
+    between epochs. Memory is pinned only for CUDA devices.
+
+    Args:
+        dataset: Any map-style dataset, typically a :class:`ColorizationDataset`.
+        batch_size: Items per batch.
+        shuffle: Reshuffle every epoch (ignored when ``sampler`` is given).
+        seed: Seed of the loader's generator.
+        num_workers: Worker processes; default :func:`default_num_workers`.
+        device: Where batches will go (decides ``pin_memory``).
+        drop_last: Drop the last incomplete batch.
+        sampler: E.g. a ``DistributedSampler``; it then decides the order.
+    """
+    if num_workers is None:
+        num_workers = default_num_workers(len(dataset), batch_size)  # type: ignore[arg-type]
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=torch.device(device).type == "cuda",
+        drop_last=drop_last,
+        generator=generator,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=seed_worker if num_workers > 0 else None,
+    )

@@ -1,0 +1,375 @@
+"""Reading images safely, PIL <-> tensor glue, and atomic saving.
+
+:func:`read_image` turns whatever a user holds (a path, bytes, a file object or a PIL image)
+into an 8-bit RGB PIL image with its EXIF orientation applied, or raises
+:class:`~pixcolor.errors.ImageReadError` with a one-line reason. It never changes Pillow's global
+state (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import secrets
+import stat
+import struct
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from pixcolor.color import float_to_uint8, uint8_to_float
+from pixcolor.errors import ImageReadError, PixcolorError
+
+logger = logging.getLogger(__name__)
+
+# Largest width * height read_image accepts by default: 2x Pillow's DecompressionBombWarning
+# threshold (Image.MAX_IMAGE_PIXELS = 89,478,485), so a 12000x9000 (108 MP) photo still loads.
+# It equals Pillow's own hard limit (2 * MAX_IMAGE_PIXELS, DecompressionBombError), which
+# Image.open enforces regardless, so a larger max_pixels (or None) cannot go past it.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+# What a bad, truncated or hostile file can make Pillow's decoders raise.
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+)
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_WIDE_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+_FORMATS_BY_SUFFIX = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image
+
+
+def read_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read an image as 8-bit RGB, EXIF orientation applied, refusing bad or huge files.
+
+    Handles every format Pillow reads (JPEG, PNG 8/16-bit, WebP, TIFF, BMP, GIF (first frame),
+    CMYK JPEG, ...). 16-bit greys are scaled to 8 bits (``round(v / 257)``); transparent pixels
+    are composited on white.
+
+    Args:
+        source: A file path, the encoded bytes, a binary file object, or a PIL image.
+        max_pixels: Largest ``width * height`` accepted, checked from the header before any
+            pixel is decoded. ``None`` leaves only Pillow's own hard limit (see
+            :data:`DEFAULT_MAX_PIXELS`), which no value here can raise.
+
+    Returns:
+        A new PIL image in mode ``"RGB"``.
+
+    Raises:
+        ImageReadError: missing, unreadable, empty, truncated, corrupt, not an image, zero-size
+            or too large; ``reason`` says which.
+        TypeError: ``source`` is none of the accepted types.
+        ValueError: ``max_pixels`` is not a positive int or ``None``.
+    """
+    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
+        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    if isinstance(source, Image.Image):
+        return _decode(source, getattr(source, "filename", None) or None, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageReadError(None, "empty file")
+        return _open_and_decode(io.BytesIO(source), None, max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        with _open_path(path) as fp:
+            return _open_and_decode(fp, path, max_pixels)
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        path = Path(name) if isinstance(name, str) else None
+        return _open_and_decode(_rewindable(source, path), path, max_pixels)
+    raise TypeError(
+        "source must be a path, bytes, a binary file object or a PIL image, "
+        f"got {type(source).__name__}"
+    )
+
+
+def _open_path(path: Path) -> BinaryIO:
+    """Open a regular, non-empty file for reading, or raise ImageReadError."""
+    try:
+        info = os.stat(path)  # before open(): opening a FIFO would block
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageReadError(path, "is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageReadError(path, "not a regular file")
+        if info.st_size == 0:
+            raise ImageReadError(path, "empty file")
+        return open(path, "rb")  # the caller closes it
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except PermissionError:
+        raise ImageReadError(path, "permission denied") from None
+    except (OSError, ValueError) as exc:  # e.g. ELOOP, ENAMETOOLONG, a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ImageReadError(path, f"cannot open: {reason}") from None
+
+
+def _rewindable(fp: BinaryIO, path: Path | None) -> BinaryIO:
+    """Return a seekable stream over ``fp``'s remaining bytes; refuse an empty one."""
+    try:
+        if fp.seekable():
+            start = fp.tell()
+            empty = not fp.read(1)
+            fp.seek(start)
+        else:
+            fp = io.BytesIO(fp.read())
+            empty = fp.getbuffer().nbytes == 0
+    except (OSError, ValueError) as exc:
+        raise ImageReadError(path, f"cannot read: {exc}") from None
+    if empty:
+        raise ImageReadError(path, "empty file")
+    return fp
+
+
+def _open_and_decode(fp: BinaryIO, path: Path | None, max_pixels: int | None) -> Image.Image:
+    """Identify the image in ``fp`` (header only), then hand it to :func:`_decode`."""
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check replaces Pillow's warning between 1x and 2x its limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, _bomb_reason(exc, max_pixels)) from None
+    except Image.UnidentifiedImageError:
+        raise ImageReadError(path, "not an image file") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageReadError(path, _decode_reason(exc)) from None
+    with img:
+        return _decode(img, path, max_pixels)
+
+
+def _decode(img: Image.Image, path: str | Path | None, max_pixels: int | None) -> Image.Image:
+    """Check the size, decode every pixel, apply EXIF orientation and convert to RGB."""
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageReadError(path, f"zero-size image ({width}x{height})")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageReadError(
+            path,
+            f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()  # decode everything now, so truncation is caught here
+            oriented = _apply_exif_orientation(img, path)  # always a new image
+            return _to_rgb(oriented)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, _bomb_reason(exc, max_pixels)) from None
+    except _DECODE_ERRORS as exc:
+        raise ImageReadError(path, _decode_reason(exc)) from None
+
+
+def _apply_exif_orientation(img: Image.Image, path: str | Path | None) -> Image.Image:
+    """A rotated/flipped copy of ``img`` as its EXIF says (a plain copy if the EXIF is broken)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except _DECODE_ERRORS as exc:
+        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", path or "<memory>", exc)
+        return img.copy()
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (alpha composited on white); RGB is returned as is."""
+    if img.mode in _WIDE_GRAY_MODES:
+        # 16-bit grey: rescale 0..65535 to 0..255 with rounding (v / 257), not clipping.
+        # Mode "I" (32-bit) is read as 16-bit data; values outside 0..65535 saturate.
+        wide = np.clip(np.asarray(img), 0, 65535).astype(np.int32)
+        gray = ((wide + 128) // 257).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _bomb_reason(exc: Exception, max_pixels: int | None) -> str:
+    """The reason for Pillow's DecompressionBombError, in read_image's wording."""
+    found = re.search(r"\((\d+) pixels\).*?limit of (\d+)", str(exc))
+    if not found:
+        return f"image too large ({exc})"
+    pixels, limit = int(found.group(1)), int(found.group(2))
+    if max_pixels is not None:
+        limit = min(limit, max_pixels)
+    return f"image too large: {pixels} pixels > limit {limit}"
+
+
+def _decode_reason(exc: BaseException) -> str:
+    """A short reason for a decoder exception."""
+    text = str(exc)
+    if isinstance(exc, EOFError) or "truncated" in text.lower():
+        return "truncated image data"
+    return f"corrupt or unsupported image data: {text or type(exc).__name__}"
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a PIL image to a float32 tensor ``(3, H, W)`` in [0, 1].
+
+    Non-RGB modes are converted the way :func:`read_image` does.
+    """
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"img must be a PIL image, got {type(img).__name__}")
+    if img.mode != "RGB":
+        img = _to_rgb(img)
+    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # (H, W, 3)
+    return uint8_to_float(pixels.permute(2, 0, 1)).contiguous()
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """Convert ``(3, H, W)`` or ``(1, H, W)`` pixels to an RGB or L PIL image.
+
+    Args:
+        t: Float in [0, 1] (rounded and clamped) or uint8, on any device.
+    """
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"t must have shape (3, H, W) or (1, H, W), got {tuple(t.shape)}")
+    t = t.detach()
+    if t.is_floating_point():
+        t = float_to_uint8(t)
+    elif t.dtype != torch.uint8:
+        raise TypeError(f"t must be a float or uint8 tensor, got {t.dtype}")
+    pixels = t.cpu().permute(1, 2, 0).numpy()  # (H, W, C)
+    return Image.fromarray(np.ascontiguousarray(pixels[..., 0] if t.shape[0] == 1 else pixels))
+
+
+def save_image_atomic(
+    img: Image.Image,
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+) -> Path:
+    """Write ``img`` to ``path`` atomically: a hidden temp file, fsync, then rename.
+
+    Readers never see a half-written file, and a failure leaves no temp file behind.
+
+    Args:
+        img: The image to save.
+        path: Target file; missing parent folders are created.
+        format: Pillow format name; by default from the suffix (.png, .jpg/.jpeg, .webp,
+            .tif/.tiff, .bmp).
+        overwrite: Replace an existing file instead of refusing.
+        quality: JPEG/WebP quality.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PixcolorError: the target exists (and not ``overwrite``), the format is unknown, or
+            writing failed (permissions, disk full, a mode the format cannot store).
+    """
+    path = Path(path)
+    if format is None:
+        format = _FORMATS_BY_SUFFIX.get(path.suffix.lower())
+        if format is None:
+            known = ", ".join(sorted(_FORMATS_BY_SUFFIX))
+            raise PixcolorError(
+                f"{path}: cannot tell the image format from the suffix (use {known})"
+            )
+    format = format.upper()
+    options = {"quality": quality} if format in ("JPEG", "WEBP") else {}
+    if not overwrite and path.exists():
+        raise _exists_error(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PixcolorError(f"{path}: cannot create folder: {exc.strerror or exc}") from exc
+    tmp = _create_temp(path)
+    try:
+        with open(tmp, "wb") as fp:
+            img.save(fp, format=format, **options)
+            fp.flush()
+            os.fsync(fp.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _move_no_clobber(tmp, path)
+    except FileExistsError as exc:
+        _remove_quietly(tmp)
+        raise _exists_error(path) from exc
+    except (OSError, ValueError, KeyError) as exc:
+        _remove_quietly(tmp)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PixcolorError(f"{path}: cannot write image: {reason}") from exc
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _exists_error(path: Path) -> PixcolorError:
+    """The error for a target that exists while ``overwrite`` is off."""
+    return PixcolorError(f"{path}: already exists (pass overwrite=True to replace it)")
+
+
+def _create_temp(path: Path) -> Path:
+    """Create an empty hidden temp file next to ``path`` (``.<name>.<random>.tmp``)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # 0o666 minus the umask, as a normal open() would give (mkstemp would force 0o600).
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise PixcolorError(f"{path}: cannot write image: {exc.strerror or exc}") from exc
+        return tmp
+    raise PixcolorError(f"{path}: cannot create a temporary file next to it")
+
+
+def _move_no_clobber(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path``, raising FileExistsError if ``path`` appeared meanwhile."""
+    try:
+        os.link(tmp, path)  # atomic, and fails if the target exists
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links on this filesystem: check, then rename (a small race window).
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _remove_quietly(path: Path) -> None:
+    """Delete ``path`` if it still exists."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable by syncing its folder (best effort; not possible everywhere)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

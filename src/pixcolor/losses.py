@@ -1,0 +1,76 @@
+"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN) and the L1 reconstruction term.
+
+``init_weights`` lives with the layers in ``pixcolor.models.blocks`` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pixcolor.models.blocks import init_weights
+
+__all__ = ["DEFAULT_LAMBDA_L1", "GANLoss", "init_weights", "l1_loss"]
+
+# Weight of the L1 term against the GAN term: lambda = 100 in pix2pix (Isola et al., CVPR 2017,
+# Sec. 4 / junyanz ``--lambda_L1``).
+DEFAULT_LAMBDA_L1 = 100.0
+
+GANMode = Literal["vanilla", "lsgan"]
+
+REAL_LABEL = 1.0
+FAKE_LABEL = 0.0
+
+
+class GANLoss(nn.Module):
+    """Adversarial loss on raw discriminator logits against a constant real/fake target.
+
+    ``"vanilla"`` is binary cross-entropy on logits (the original GAN); ``"lsgan"`` is the mean
+    squared error of LSGAN (Mao et al. 2017). The target is built with ``torch.full_like``, so
+    the module holds no buffers and works on any device and dtype without being moved.
+
+    Args:
+        mode: ``"vanilla"`` or ``"lsgan"``.
+
+    Example:
+        >>> loss = GANLoss("vanilla")
+        >>> round(float(loss(torch.zeros(1, 1, 30, 30), target_is_real=True)), 4)
+        0.6931
+    """
+
+    def __init__(self, mode: GANMode = "vanilla") -> None:
+        super().__init__()
+        if mode not in ("vanilla", "lsgan"):
+            raise ValueError(f"mode must be 'vanilla' or 'lsgan', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, logits: Tensor, target_is_real: bool) -> Tensor:
+        """Loss of ``logits`` against all-real (1) or all-fake (0) labels.
+
+        Args:
+            logits: discriminator output of any shape, e.g. ``(B, 1, 30, 30)``, before sigmoid.
+            target_is_real: whether the patches should be judged real.
+
+        Returns:
+            Scalar mean loss.
+        """
+        target = torch.full_like(logits, REAL_LABEL if target_is_real else FAKE_LABEL)
+        if self.mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.mse_loss(logits, target)
+
+
+def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute error between predicted and true ab.
+
+    Args:
+        pred: ``(B, 2, H, W)`` predicted ab_norm in [-1, 1].
+        target: same shape, the true ab_norm.
+
+    Returns:
+        Scalar mean |pred - target|.
+    """
+    return F.l1_loss(pred, target)

@@ -1,0 +1,97 @@
+"""Tests for GANLoss, l1_loss and the pix2pix weight init."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pixcolor import losses
+from pixcolor.losses import DEFAULT_LAMBDA_L1, GANLoss, init_weights, l1_loss
+from pixcolor.models import blocks
+
+LOGITS = [0.0, 2.0, -1.0, 0.5]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize(
+    ("mode", "real", "expected"),
+    [
+        # BCE with logits: -log(sigmoid(x)) = log(1 + e^-x) for real, log(1 + e^x) for fake.
+        ("vanilla", True, _mean(math.log1p(math.exp(-x)) for x in LOGITS)),
+        ("vanilla", False, _mean(math.log1p(math.exp(x)) for x in LOGITS)),
+        # LSGAN: mean squared distance to 1 (real) or 0 (fake).
+        ("lsgan", True, _mean((x - 1) ** 2 for x in LOGITS)),
+        ("lsgan", False, _mean(x**2 for x in LOGITS)),
+    ],
+)
+def test_gan_loss_matches_hand_computation(mode, real, expected) -> None:
+    logits = torch.tensor(LOGITS, dtype=torch.float64).view(1, 1, 2, 2)
+    loss = GANLoss(mode)(logits, target_is_real=real)
+    assert loss.ndim == 0 and loss.dtype == torch.float64
+    assert float(loss) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gan_loss_zero_logits_vanilla_is_log2() -> None:
+    loss = GANLoss()(torch.zeros(2, 1, 30, 30), target_is_real=False)
+    assert float(loss) == pytest.approx(math.log(2))
+
+
+def test_gan_loss_has_no_buffers_and_passes_gradients() -> None:
+    crit = GANLoss("lsgan")
+    assert list(crit.buffers()) == [] and list(crit.parameters()) == []
+    logits = torch.zeros(1, 1, 3, 3, requires_grad=True)
+    crit(logits, target_is_real=True).backward()
+    # d/dx mean((x - 1)^2) at 0 = -2 / N
+    assert torch.allclose(logits.grad, torch.full_like(logits, -2 / 9))
+
+
+def test_gan_loss_rejects_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        GANLoss("wgan")  # type: ignore[arg-type]
+
+
+def test_l1_loss_and_lambda() -> None:
+    pred = torch.zeros(1, 2, 1, 2)
+    target = torch.tensor([1.0, -3.0, 0.5, 0.5]).view(1, 2, 1, 2)
+    assert float(l1_loss(pred, target)) == pytest.approx(5.0 / 4)
+    assert DEFAULT_LAMBDA_L1 == 100.0
+
+
+def test_init_weights_is_shared() -> None:
+    assert losses.init_weights is blocks.init_weights
+
+
+def test_init_weight_statistics() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(256, 256, 4),  # 1,048,576 weights
+        nn.BatchNorm2d(4096),
+        nn.ConvTranspose2d(64, 64, 4),
+        nn.InstanceNorm2d(8),  # non-affine: nothing to initialise, must not fail
+    )
+    assert init_weights(model) is model
+    conv, bn, convt = (m.requires_grad_(False) for m in model[:3])
+    assert abs(float(conv.weight.mean())) < 5e-4
+    assert float(conv.weight.std()) == pytest.approx(0.02, rel=0.01)
+    assert float(convt.weight.std()) == pytest.approx(0.02, rel=0.05)
+    assert float(bn.weight.mean()) == pytest.approx(1.0, abs=2e-3)
+    assert float(bn.weight.std()) == pytest.approx(0.02, rel=0.1)
+    for bias in (conv.bias, bn.bias, convt.bias):
+        assert torch.count_nonzero(bias) == 0
+
+
+def test_init_weights_std_argument() -> None:
+    conv = init_weights(nn.Conv2d(64, 64, 4, bias=False), std=0.1).requires_grad_(False)
+    assert conv.bias is None
+    assert float(conv.weight.std()) == pytest.approx(0.1, rel=0.05)
