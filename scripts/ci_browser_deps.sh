@@ -4,8 +4,12 @@
 #   - the Python package `playwright`, whose driver the test points at that Chromium
 #     (executable_path="/usr/bin/chromium"). Never run `playwright install`: it downloads
 #     browsers from outside the Debian archive, and the test does not use them.
-# Usage: scripts/ci_browser_deps.sh            (PYTHON=.venv/bin/python to choose the interpreter)
+# Usage: scripts/ci_browser_deps.sh [--system-only]   (PYTHON=.venv/bin/python to choose the
+# interpreter). --system-only installs Chromium alone: `make test` installs playwright with the
+# dev extras.
 set -euo pipefail
+SYSTEM_ONLY=0
+if [ "${1:-}" = "--system-only" ]; then SYSTEM_ONLY=1; fi
 
 PYTHON="${PYTHON:-python3}"
 
@@ -19,7 +23,7 @@ if [ ! -x /usr/bin/chromium ]; then
         chromium fonts-dejavu-core
 fi
 
-"$PYTHON" -m pip install -q "playwright>=1.40"
-
 /usr/bin/chromium --version
+if [ "$SYSTEM_ONLY" = 1 ]; then exit 0; fi
+"$PYTHON" -m pip install -q "playwright>=1.40"
 "$PYTHON" -c "import playwright.sync_api; print('playwright driver ok')"

@@ -23,7 +23,7 @@ if [ "$BENCH" = 1 ]; then
   timeout 110 $PY benchmarks/train_speed.py --steps 10 --warmup 3 --compile 2>&1 | grep -v 'it/s' | tail -4 | tee "$R/bench_compile.txt"
 fi
 COMMON="--data $R/cache --val .gpu/val --load-size 224 --size 224 --generator effunet --pretrained-encoder \
- --augment crop --batch-size $BATCH --num-workers 0 --log-every 50 --keep-last 0 --val-every 5 --grid-images 8 \
+ --augment crop --crop-min-scale 0.5 --batch-size $BATCH --num-workers 0 --log-every 50 --keep-last 0 --val-every 5 --grid-images 8 \
  --epochs $EPOCHS --decay-epochs $DECAY $EXTRA"
 train() {  # name, extra flags...
   local name=$1; shift
@@ -33,9 +33,11 @@ train() {  # name, extra flags...
 train bins --generator-kwargs '{"head": "bins"}' --gan-mode none --lambda-l1 10 &
 train l1 --gan-mode none --lambda-l1 100 &
 train gan --gan-mode vanilla --lambda-l1 100 --pretrain-epochs $((EPOCHS * 7 / 10)) &
-if [ -f scripts/train_sr_all.sh ]; then
-  (timeout -s INT -k 30 "$DEADLINE" bash scripts/train_sr_all.sh "$R/sr" "$SR_EPOCHS" >"$R/sr.log" 2>&1; echo "sr exit $?" >>"$R/status.txt") &
-fi
+for scale in 2 3 4; do  # SRCNN: light on the GPU, so the three scales train alongside
+  (timeout -s INT -k 30 "$DEADLINE" $PY -m pixcolor train-sr --data .gpu/sr/T91 --val .gpu/sr/Set5 \
+     --scale $scale --epochs "$SR_EPOCHS" --out "$R/sr/runs/srcnn-x$scale" --export "$R/sr/srcnn-x$scale" \
+     --keep-last 0 --log-every 100 >"$R/sr-x$scale.log" 2>&1; echo "sr-x$scale exit $?" >>"$R/status.txt") &
+done
 wait
 cat "$R/status.txt"
 # Export: fp16 generator weights of each run's last checkpoint, plus one archive of logs.
@@ -52,7 +54,10 @@ for name in ("bins", "l1", "gan"):
         shutil.copy(last / "config.json", out / f"{name}.json")
         print(name, json.loads((last / "config.json").read_text()).get("epoch"))
 PYEOF
+for scale in 2 3 4; do
+  [ -d "$R/sr/srcnn-x$scale" ] && $PY -m pixcolor evaluate-sr .gpu/sr/Set5 --scale $scale --model "$R/sr/srcnn-x$scale" | tee "$R/sr/srcnn-x$scale/set5.txt"
+done
 tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude '*.safetensors' --exclude 'state.pt' . 2>/dev/null
-if [ -d "$R/sr" ]; then tar czf "$OUT/sr.tar.gz" -C "$R/sr" --exclude 'state.pt' --exclude 'discriminator*' . ; fi
+if [ -d "$R/sr" ]; then tar czf "$OUT/sr.tar.gz" -C "$R/sr" --exclude 'runs' . ; fi
 ls -la "$OUT"
-tail -3 "$R"/*.log
+for f in "$R"/*.log; do echo "== $f"; tail -c 600 "$f" | tr '\r' '\n' | tail -4; done

@@ -208,7 +208,7 @@ class Colorizer:
     def _small_l(self, rgb: np.ndarray, size: int) -> Tensor:
         """L at working size ``(1, 1, h, w)``, from an antialiased bicubic RGB resize."""
         h, w = working_shape(*rgb.shape[:2], size, self.stride)
-        small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+        small = np.array(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
         t = torch.from_numpy(small).permute(2, 0, 1).float().div_(255.0)
         return rgb_to_lab(t)[None, :1]
 
