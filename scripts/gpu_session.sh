@@ -10,7 +10,7 @@
 set -u
 : "${OUT:?set OUT}"
 EPOCHS=${EPOCHS:-50}; DECAY=$((EPOCHS / 2)); DEADLINE=${DEADLINE:-320}; BENCH=${BENCH:-1}
-SR_EPOCHS=${SR_EPOCHS:-40}; BATCH=${BATCH:-32}; EXTRA=${EXTRA:-}
+SR_EPOCHS=${SR_EPOCHS:-100}; BATCH=${BATCH:-32}; EXTRA=${EXTRA:-}; RUNS=${RUNS:-bins l1 gan}; SR=${SR:-1}
 PY=${PY:-python3}
 R=/tmp/pixruns; mkdir -p "$R" "$OUT"
 export PYTHONPATH=$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -30,10 +30,14 @@ train() {  # name, extra flags...
   timeout -s INT -k 30 "$DEADLINE" $PY -m pixcolor train $COMMON --out "$R/$name" "$@" >"$R/$name.log" 2>&1
   echo "$name exit $?" >>"$R/status.txt"
 }
-train bins --generator-kwargs '{"head": "bins"}' --gan-mode none --lambda-l1 10 &
-train l1 --gan-mode none --lambda-l1 100 &
-train gan --gan-mode vanilla --lambda-l1 100 --pretrain-epochs $((EPOCHS * 7 / 10)) &
-for scale in 2 3 4; do  # SRCNN: light on the GPU, so the three scales train alongside
+for run in $RUNS; do
+  case $run in
+    bins) train bins --generator-kwargs '{"head": "bins"}' --gan-mode none --lambda-l1 10 & ;;
+    l1) train l1 --gan-mode none --lambda-l1 100 & ;;
+    gan) train gan --gan-mode vanilla --lambda-l1 100 --pretrain-epochs $((EPOCHS * 7 / 10)) & ;;
+  esac
+done
+[ "$SR" = 1 ] && for scale in 2 3 4; do  # SRCNN: light on the GPU, so the three scales train alongside
   (timeout -s INT -k 30 "$DEADLINE" $PY -m pixcolor train-sr --data .gpu/sr/T91 --val .gpu/sr/Set5 \
      --scale $scale --epochs "$SR_EPOCHS" --out "$R/sr/runs/srcnn-x$scale" --export "$R/sr/srcnn-x$scale" \
      --keep-last 0 --log-every 100 >"$R/sr-x$scale.log" 2>&1; echo "sr-x$scale exit $?" >>"$R/status.txt") &

@@ -29,6 +29,9 @@ from pixcolor.errors import CheckpointError
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.safetensors"
 MODEL_CONFIG = "config.json"
+# Permissions of written files and checkpoint folders (mkstemp/mkdtemp default to owner-only).
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -40,6 +43,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,6 +95,7 @@ def save_model(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"arch": arch})
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, folder / MODEL_FILE)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -162,6 +167,7 @@ def write_checkpoint_dir(final: Path, files: Mapping[str, Any]) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, DIR_MODE)
         manifest = {}
         for name, writer in files.items():
             writer(tmp / name)

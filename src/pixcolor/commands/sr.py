@@ -1,0 +1,175 @@
+"""``pixcolor upscale``, ``train-sr`` and ``evaluate-sr``: SRCNN super-resolution.
+
+``train-sr`` flags map one to one onto :class:`~pixcolor.sr_train.SRTrainConfig` fields;
+precedence: defaults < the run's saved config (on ``--resume``) < flags given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+import sys
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pixcolor.errors import ImageReadError, PixcolorError
+
+FIELD_COMMENT = re.compile(r"^\s+(\w+): .*?#\s*(.+)$")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``upscale``, ``train-sr`` and ``evaluate-sr`` subcommands."""
+    up = sub.add_parser("upscale", help="enlarge images 2-4x with SRCNN (Y) + bicubic (colour)")
+    up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    up.add_argument("-o", "--out", type=Path, required=True, help="output folder (mirrors inputs)")
+    up.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="factor (2)")
+    up.add_argument("--model", type=Path, help="weights folder or .safetensors (default: shipped)")
+    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument("--format", choices=("png", "jpg"), default="png", help="output format (png)")
+    up.add_argument("--device", default=None, help="cuda / mps / cpu (default: best available)")
+    up.set_defaults(func=run_upscale)
+
+    ev = sub.add_parser("evaluate-sr", help="Set5-style PSNR table: bicubic vs SRCNN (paper)")
+    ev.add_argument("data", help="folder (or glob) of high-resolution test images")
+    ev.add_argument("--scale", type=int, default=3, help="factor (3)")
+    ev.add_argument("--model", type=Path, help="weights (default: shipped; else bicubic only)")
+    ev.add_argument("--device", default=None, help="cuda / mps / cpu (default: best available)")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.set_defaults(func=run_evaluate)
+
+    _register_train(sub)
+
+
+# --- upscale ---------------------------------------------------------------------------------
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    """Upscale every input into ``--out``; 1 when any input failed, else 0."""
+    from pixcolor.files import collect_inputs, output_path
+    from pixcolor.imageio import save_image_atomic
+    from pixcolor.sr import load_upscaler
+
+    files, problems = collect_inputs(args.inputs)
+    for raw, reason in problems:
+        print(f"{raw}: {reason}", file=sys.stderr)
+    upscaler = load_upscaler(args.model, scale=args.scale, device=args.device) if files else None
+    done = skipped = 0
+    failed = len(problems)
+    for item in tqdm(files, desc=f"upscale x{args.scale}", unit="img", disable=None):
+        target = output_path(item, args.out, "." + args.format)
+        try:
+            if target.resolve() == item.path.resolve():
+                raise PixcolorError(f"{target}: output would overwrite the input")
+            if target.exists() and not args.overwrite:
+                skipped += 1
+                continue
+            image = upscaler.upscale(item.path, args.scale)
+            save_image_atomic(image, target, overwrite=args.overwrite)
+            done += 1
+        except (PixcolorError, OSError, MemoryError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, ImageReadError) else str(exc)
+            tqdm.write(f"{item.path}: {reason or type(exc).__name__}", file=sys.stderr)
+            failed += 1
+    print(f"upscaled {done}, skipped {skipped} (already there), failed {failed}")
+    return 1 if failed else 0
+
+
+# --- evaluate-sr -----------------------------------------------------------------------------
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Print the paper-protocol table (per image and mean)."""
+    from pixcolor.files import collect_inputs
+    from pixcolor.sr import evaluate_sr, load_upscaler, shipped_weights
+
+    files, problems = collect_inputs([args.data])
+    if not files:
+        raise PixcolorError(f"{args.data}: {problems[0][1] if problems else 'no images'}")
+    model = None
+    if args.model is not None or (shipped_weights(args.scale) / "model.safetensors").is_file():
+        model = load_upscaler(args.model, scale=args.scale, device=args.device).model
+    else:
+        print(
+            f"note: no shipped SRCNN x{args.scale} weights and no --model: bicubic only",
+            file=sys.stderr,
+        )
+    result = evaluate_sr([f.path for f in files], args.scale, model)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.data} x{args.scale}: PSNR (dB) on Y, 8-bit, {args.scale}-pixel border shaved")
+    width = max(12, *(len(r["name"]) for r in result["images"]))
+
+    def cell(value: float | None) -> str:
+        return f"{value:>8.2f}" if value is not None else f"{'-':>8}"
+
+    print(f"{'image':<{width}} {'bicubic':>8} {'SRCNN':>8}")
+    for row in result["images"]:
+        print(f"{row['name']:<{width}} {cell(row['bicubic'])} {cell(row['srcnn'])}")
+    print(f"{'mean':<{width}} {cell(result['bicubic'])} {cell(result['srcnn'])}")
+    return 0
+
+
+# --- train-sr --------------------------------------------------------------------------------
+
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
+    from pixcolor.sr_train import SRTrainConfig
+
+    p = sub.add_parser(
+        "train-sr",
+        help="train SRCNN on T91-style images (Set5 validation)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    helps = {
+        m[1]: m[2]
+        for line in inspect.getsource(SRTrainConfig).splitlines()
+        if (m := FIELD_COMMENT.match(line))
+    }
+    hints = typing.get_type_hints(SRTrainConfig)
+    for f in fields(SRTrainConfig):
+        hint = hints[f.name]
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": helps.get(f.name)}
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if hint is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif origin is typing.Literal:
+            kw["choices"] = args
+        else:
+            kind = next(a for a in args if a is not type(None)) if args else hint
+            kw.update(type=kind, metavar=kind.__name__.upper())
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train (or resume) an SRCNN run and export its weights."""
+    from pixcolor.sr_train import SRTrainConfig, SRTrainer
+
+    names = {f.name for f in fields(SRTrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    config = SRTrainConfig()
+    saved = Path(flags.get("out", config.out)) / "train_config.json"
+    if args.resume and saved.exists():
+        config = SRTrainConfig.load(saved)
+    config = config.replace(**flags)
+    if not config.data:
+        raise PixcolorError("no training data: give --data DIR (e.g. the T91 folder)")
+    trainer = SRTrainer(config)
+    if args.resume:
+        trainer.resume()
+    metrics = trainer.fit()
+    if metrics:
+        print(
+            f"x{config.scale}: val PSNR {metrics['val_psnr']:.3f} dB "
+            f"(bicubic {metrics['val_psnr_bicubic']:.3f})"
+        )
+    print(f"run folder: {config.out}; weights: {config.export or Path(config.out) / 'export'}")
+    return 0
