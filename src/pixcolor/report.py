@@ -1,0 +1,144 @@
+"""Evaluation reports: ``metrics.json``, a distribution plot, and one self-contained HTML page.
+
+The HTML embeds every picture as a base64 PNG, so it opens from disk without a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pixcolor.checkpoint import atomic_write_bytes
+from pixcolor.evaluate import BASELINE, TRUTH, ImageScores, format_table
+
+THUMB = 200  # height of the report's thumbnails, in pixels
+
+
+def write_metrics_json(
+    path: Path,
+    table: dict,
+    results: Sequence[ImageScores],
+    failures: Sequence[tuple[str, str]],
+    meta: dict,
+) -> Path:
+    """Summary table, per-image scores and failures as JSON."""
+    doc = {
+        "meta": meta,
+        "summary": table,
+        "images": [{"path": r.path, "group": r.group, "scores": r.scores} for r in results],
+        "failures": [{"path": p, "reason": why} for p, why in failures],
+    }
+    atomic_write_bytes(path, json.dumps(doc, indent=2, allow_nan=True).encode())
+    return path
+
+
+def plot_distributions(results: Sequence[ImageScores], out: Path) -> Path:
+    """Histograms of per-image PSNR and colourfulness for every method (and truth CF)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in results[0].scores if m != TRUTH]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for m in methods:
+        axes[0].hist([r.scores[m]["psnr"] for r in results], bins=30, alpha=0.5, label=m)
+    for m in [*methods, TRUTH]:
+        axes[1].hist([r.scores[m]["colourfulness"] for r in results], bins=30, alpha=0.45, label=m)
+    axes[0].set_title("PSNR per image (dB)")
+    axes[1].set_title("colourfulness per image (Hasler-Suesstrunk)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def _png_b64(array: np.ndarray, height: int = THUMB) -> str:
+    img = Image.fromarray(array)
+    img = img.resize((max(1, round(img.width * height / img.height)), height), Image.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def picks(results: Sequence[ImageScores], method: str) -> list[tuple[str, ImageScores]]:
+    """Best, median and worst image by the method's PSNR."""
+    ranked = sorted(results, key=lambda r: r.scores[method]["psnr"], reverse=True)
+    return [("best", ranked[0]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[-1])]
+
+
+def write_html(
+    path: Path,
+    table: dict,
+    results: Sequence[ImageScores],
+    images: dict[str, dict[str, np.ndarray]],
+    plot_png: Path,
+    meta: dict,
+) -> Path:
+    """One self-contained HTML report: tables, best/median/worst grids and the plot."""
+    model = next((m for m in results[0].scores if m not in (BASELINE, TRUTH)), BASELINE)
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<title>pixcolor evaluation</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}",
+        "table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{padding:.25rem .6rem;"
+        "border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}",
+        "figure{display:inline-block;margin:.3rem}figcaption{font-size:.8rem;color:#555}",
+        ".row{margin-bottom:1rem}img{max-width:100%;height:auto}</style></head><body>",
+        "<h1>pixcolor evaluation</h1>",
+        f"<p>{html.escape(json.dumps(meta))}</p>",
+    ]
+    cols = [
+        ("psnr", "PSNR dB", 2),
+        ("ssim", "SSIM", 4),
+        ("colourfulness", "CF", 2),
+        ("spread", "spread", 2),
+        ("spread_ratio", "spread / truth", 2),
+        ("dCF", "dCF", 2),
+        ("ab_l1", "ab L1", 2),
+    ]
+    for group, means in table.items():
+        n = int(next(iter(means.values()))["n"])
+        parts.append(f"<h2>{html.escape(group)} ({n} images)</h2><table><tr><th>method</th>")
+        parts += [f"<th>{h}</th>" for _, h, _ in cols] + ["</tr>"]
+        for method, row in means.items():
+            parts.append(f"<tr><td>{html.escape(method)}</td>")
+            parts += [f"<td>{row[k]:.{d}f}</td>" if k in row else "<td>-</td>" for k, _, d in cols]
+            parts.append("</tr>")
+        parts.append("</table>")
+    parts.append(f"<h2>Best, median and worst by {html.escape(model)} PSNR</h2>")
+    for label, r in picks(results, model):
+        shots = images.get(r.path)
+        if not shots:
+            continue
+        parts.append(
+            f"<div class='row'><h3>{label}: {html.escape(Path(r.path).name)} "
+            f"({r.scores[model]['psnr']:.2f} dB)</h3>"
+        )
+        for name, arr in shots.items():
+            parts.append(
+                f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
+                f"{_png_b64(arr)}'><figcaption>{html.escape(name)}</figcaption></figure>"
+            )
+        parts.append("</div>")
+    plot = base64.b64encode(plot_png.read_bytes()).decode()
+    parts.append(
+        f"<h2>Distributions</h2><img alt='distributions' src='data:image/png;base64,{plot}'>"
+    )
+    parts.append(f"<h2>Tables (text)</h2><pre>{html.escape(format_table(table))}</pre>")
+    parts.append("</body></html>")
+    atomic_write_bytes(path, "\n".join(parts).encode())
+    return path
