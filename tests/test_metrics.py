@@ -77,7 +77,7 @@ def test_ab_l1_and_errors():
 class _Checker(HTMLParser):
     """Counts tags and checks that every opened non-void tag is closed."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
     def __init__(self):
         super().__init__()

@@ -13,7 +13,7 @@ Lower layers stay public: ``pixcolor.color`` (Lab conversions), ``pixcolor.model
 
 __version__ = "0.1.0"
 
-from pixcolor.pipeline import Colorizer, available_models, colorize, load_model  # noqa: E402
-from pixcolor.sr import upscale  # noqa: E402
+from pixcolor.pipeline import Colorizer, available_models, colorize, load_model
+from pixcolor.sr import upscale
 
 __all__ = ["Colorizer", "__version__", "available_models", "colorize", "load_model", "upscale"]
