@@ -266,3 +266,31 @@ def test_uint8_helpers() -> None:
         uint8_to_float(as_float)
     with pytest.raises(TypeError, match="floating-point"):
         float_to_uint8(every)
+
+
+def test_recolor_uint8_matches_lab_round_trip_and_keeps_luminance():
+    from pixcolor.color import recolor_uint8
+
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (3, 60, 70), dtype=torch.uint8, generator=g)
+    ab = (torch.rand(2, 60, 70, generator=g) - 0.5) * 160  # many out-of-gamut colours
+    out = recolor_uint8(rgb, ab)
+    lab = rgb_to_lab(rgb.double() / 255)
+    ref = lab_to_rgb(torch.cat([lab[:1], ab.double()]), clip=False)
+    in_gamut = ((ref >= 0) & (ref <= 1)).all(0)
+    assert 0.1 < in_gamut.double().mean() < 0.9
+    ref8 = (ref.clamp(0, 1) * 255).round()
+    assert (out.double() - ref8).abs()[:, in_gamut].max() <= 1  # ties of the 8-bit rounding
+    out_L = rgb_to_lab(out.double() / 255)[0]
+    assert (out_L - lab[0]).abs().max() < 0.6  # L kept everywhere, to 8-bit rounding
+    gray = recolor_uint8(rgb, torch.zeros(2, 60, 70))
+    assert (gray.double().std(0)).max() <= 1.0  # ab = 0 gives gray
+
+
+def test_recolor_uint8_rejects_bad_shapes():
+    from pixcolor.color import recolor_uint8
+
+    with pytest.raises(ValueError, match="uint8"):
+        recolor_uint8(torch.zeros(3, 4, 4), torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match="ab must be"):
+        recolor_uint8(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(2, 4, 5))

@@ -1,0 +1,94 @@
+"""Colorize speed, read to written: a 12-megapixel JPEG, and 256x256 images in a batch.
+
+Generates a 4000x3000 JPEG (smooth gradients plus texture, like a scan), then times the whole
+pipeline with a breakdown: decode, colour conversion (L at working size), model, upsampling and
+Lab->RGB at full resolution (compose), and encode. Then times batched 256x256 images.
+
+    python benchmarks/colorize_speed.py [--model PATH] [--device cpu] [--repeat 3] [--format png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pixcolor.imageio import read_image, save_image_atomic
+from pixcolor.pipeline import load_model
+
+
+def make_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    """A gray photo-like JPEG: gradients, blobs and grain."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = 100 + 60 * np.sin(x / 300) * np.cos(y / 200) + 40 * (x / width)
+    small = rng.normal(0, 25, (height // 50 + 1, width // 50 + 1)).astype(np.float32)
+    img += np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC))
+    img += rng.normal(0, 6, (height, width)).astype(np.float32)
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def one_image(model, path: Path, out: Path, fmt: str) -> dict[str, float]:
+    """Run the pipeline's stages on one file and time each."""
+    rgb, t_decode = timed(lambda: np.asarray(read_image(path)))
+    small, t_colour = timed(lambda: model._small_l(rgb, model.size))
+    ab, t_model = timed(lambda: model.predict_ab(small)[0])
+    result, t_compose = timed(lambda: model.compose(rgb, ab))
+    _, t_encode = timed(lambda: save_image_atomic(Image.fromarray(result), out, overwrite=True,
+                                                  format=fmt.upper().replace("JPG", "JPEG")))
+    return {"decode": t_decode, "colour": t_colour, "model": t_model, "compose": t_compose,
+            "encode": t_encode}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--format", choices=("png", "jpg"), default="png")
+    p.add_argument("--batch", type=int, default=16)
+    args = p.parse_args()
+    model = load_model(args.model, device=args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo = make_photo(tmp / "photo12mp.jpg", 4000, 3000)
+        one_image(model, photo, tmp / f"out.{args.format}", args.format)  # warm-up
+        runs = [one_image(model, photo, tmp / f"out.{args.format}", args.format)
+                for _ in range(args.repeat)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        total = sum(med.values())
+        print(f"model {model.name}, device {model.device}, {torch.get_num_threads()} threads, "
+              f"working size {model.size}, output {args.format}")
+        print(f"12 MP (4000x3000) read to written: {total:.2f} s/image (median of {args.repeat})")
+        for k, v in med.items():
+            print(f"  {k:8s} {v:6.3f} s  ({100 * v / total:4.1f}%)")
+        # Batched 256x256 images, read to written.
+        paths = [make_photo(tmp / f"s{i}.jpg", 256, 256, seed=i) for i in range(args.batch)]
+        model.colorize_batch(paths[:2])
+
+        def batch():
+            outs = model.colorize_batch(paths)
+            for i, im in enumerate(outs):
+                buf = io.BytesIO()
+                im.save(buf, format="PNG")
+
+        _, t_batch = timed(batch)
+        print(f"256x256, batch of {args.batch}: {args.batch / t_batch:.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()
