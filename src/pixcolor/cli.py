@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "sr",
     "serve",
     "demo",
+    "export",
 )
 
 
