@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PixcolorError as exc:
         print(f"pixcolor: error: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, OSError) as exc:  # bad values or files the commands did not foresee
+        if args.verbose:
+            raise
+        print(f"pixcolor: error: {exc} (run with -v for details)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("pixcolor: interrupted", file=sys.stderr)
         return 130
