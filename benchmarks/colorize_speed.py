@@ -48,10 +48,18 @@ def one_image(model, path: Path, out: Path, fmt: str) -> dict[str, float]:
     small, t_colour = timed(lambda: model._small_l(rgb, model.size))
     ab, t_model = timed(lambda: model.predict_ab(small)[0])
     result, t_compose = timed(lambda: model.compose(rgb, ab))
-    _, t_encode = timed(lambda: save_image_atomic(Image.fromarray(result), out, overwrite=True,
-                                                  format=fmt.upper().replace("JPG", "JPEG")))
-    return {"decode": t_decode, "colour": t_colour, "model": t_model, "compose": t_compose,
-            "encode": t_encode}
+    _, t_encode = timed(
+        lambda: save_image_atomic(
+            Image.fromarray(result), out, overwrite=True, format=fmt.upper().replace("JPG", "JPEG")
+        )
+    )
+    return {
+        "decode": t_decode,
+        "colour": t_colour,
+        "model": t_model,
+        "compose": t_compose,
+        "encode": t_encode,
+    }
 
 
 def main() -> None:
@@ -67,12 +75,16 @@ def main() -> None:
         tmp = Path(tmp)
         photo = make_photo(tmp / "photo12mp.jpg", 4000, 3000)
         one_image(model, photo, tmp / f"out.{args.format}", args.format)  # warm-up
-        runs = [one_image(model, photo, tmp / f"out.{args.format}", args.format)
-                for _ in range(args.repeat)]
+        runs = [
+            one_image(model, photo, tmp / f"out.{args.format}", args.format)
+            for _ in range(args.repeat)
+        ]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         total = sum(med.values())
-        print(f"model {model.name}, device {model.device}, {torch.get_num_threads()} threads, "
-              f"working size {model.size}, output {args.format}")
+        print(
+            f"model {model.name}, device {model.device}, {torch.get_num_threads()} threads, "
+            f"working size {model.size}, output {args.format}"
+        )
         print(f"12 MP (4000x3000) read to written: {total:.2f} s/image (median of {args.repeat})")
         for k, v in med.items():
             print(f"  {k:8s} {v:6.3f} s  ({100 * v / total:4.1f}%)")
@@ -82,7 +94,7 @@ def main() -> None:
 
         def batch():
             outs = model.colorize_batch(paths)
-            for i, im in enumerate(outs):
+            for im in outs:
                 buf = io.BytesIO()
                 im.save(buf, format="PNG")
 

@@ -7,7 +7,10 @@ existing output unless asked), a summary line, and an exit code of 1 when anythi
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from pixcolor.files import InputFile, collect_inputs, output_path
 from pixcolor.imageio import save_image_atomic
 
 FORMATS = {"png": ".png", "jpg": ".jpg"}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +48,7 @@ def run_batch(
     fmt: str = "png",
     overwrite: bool = False,
     verb: str = "processed",
+    skipped_note: str = "output exists",
 ) -> BatchResult:
     """Apply ``job(path) -> image`` to every input and write the results under ``out_dir``.
 
@@ -54,6 +59,7 @@ def run_batch(
         fmt: ``"png"`` or ``"jpg"``.
         overwrite: replace outputs that already exist (inputs are never replaced).
         verb: word for the summary line ("colorized", "upscaled").
+        skipped_note: why files were skipped, for the summary line.
     """
     if fmt not in FORMATS:
         raise PixcolorError(f"unknown output format {fmt!r}; choose from {sorted(FORMATS)}")
@@ -61,25 +67,64 @@ def run_batch(
     result = BatchResult(failed=len(problems))
     for raw, reason in problems:
         print(f"{raw}: {reason}", file=sys.stderr)
+    if files:
+        check_output_dir(out_dir)
+    claimed: dict[Path, Path] = {}  # output -> the input it was written (or kept) for
     for item in tqdm(files, desc=verb, unit="img", disable=None):
         try:
-            if _process(item, out_dir, job, FORMATS[fmt], overwrite):
+            target = output_path(item, out_dir, FORMATS[fmt])
+            if target in claimed:  # e.g. a.jpg and a.png: never replace the first one's output
+                raise PixcolorError(f"same output {target} as {claimed[target]}; rename one")
+            if _process(item, target, job, overwrite):
                 result.done += 1
             else:
                 result.skipped += 1
-        except (PixcolorError, OSError, MemoryError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, ImageReadError) else str(exc)
-            tqdm.write(f"{item.path}: {reason or type(exc).__name__}", file=sys.stderr)
+            claimed[target] = item.path
+        except Exception as exc:  # one bad file never stops the batch
+            tqdm.write(f"{item.path}: {failure_reason(exc)}", file=sys.stderr)
             result.failed += 1
-    print(f"{verb} {result.done}, skipped {result.skipped} (output exists), failed {result.failed}")
+    print(
+        f"{verb} {result.done}, skipped {result.skipped} ({skipped_note}), failed {result.failed}"
+    )
     return result
 
 
+def failure_reason(exc: Exception) -> str:
+    """The one-line reason printed for a file that failed with ``exc``.
+
+    Expected failures (bad input, full disk, ...) print their message; anything else is a bug
+    met on that file, printed as one line too (its traceback is logged with ``-v``).
+    """
+    if isinstance(exc, ImageReadError):
+        return exc.reason
+    if isinstance(exc, (PixcolorError, OSError, ValueError)):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    log.debug("unexpected error", exc_info=exc)
+    return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and prove it writable, so an unusable folder is one clear error.
+
+    Raises:
+        PixcolorError: the folder cannot be created or written to.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".pixcolor-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise PixcolorError(f"{out_dir}: cannot write to the output folder ({reason})") from None
+
+
 def _process(
-    item: InputFile, out_dir: Path, job: Callable[[Path], Image.Image], suffix: str, overwrite: bool
+    item: InputFile, target: Path, job: Callable[[Path], Image.Image], overwrite: bool
 ) -> bool:
-    target = output_path(item, out_dir, suffix)
-    if target.resolve() == item.path.resolve():
+    if os.path.realpath(target) == os.path.realpath(item.path):  # never raises on link loops
         raise PixcolorError(f"{target}: output would overwrite the input; choose another -o")
     if target.exists() and not overwrite:
         return False

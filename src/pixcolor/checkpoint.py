@@ -11,6 +11,7 @@ complete, so a crash leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pixcolor.errors import CheckpointError
+from pixcolor.errors import CheckpointError, PixcolorError
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.safetensors"
@@ -34,10 +35,23 @@ FILE_MODE = 0o644
 DIR_MODE = 0o755
 
 
+def _write_error(path: Path, exc: OSError, what: str = "cannot write") -> PixcolorError:
+    """A one-line error for a failed write (disk full, no permission, ...)."""
+    return PixcolorError(f"{path}: {what}: {exc.strerror or exc}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to ``path`` through a fsynced temp file in the same folder and a rename.
+
+    Raises:
+        PixcolorError: the write failed (disk full, no permission); ``path`` is unchanged and
+            no temp file is left.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -45,8 +59,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
 
 
@@ -89,14 +105,19 @@ def save_model(
         extra: more JSON fields for ``config.json`` (working size, metrics, ...).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = _state_dict_for_save(model, dtype)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{MODEL_FILE}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{MODEL_FILE}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise _write_error(folder / MODEL_FILE, exc) from exc
     try:
         save_file(tensors, tmp, metadata={"arch": arch})
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, folder / MODEL_FILE)
+    except OSError as exc:
+        raise _write_error(folder / MODEL_FILE, exc) from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
     config = {"arch": arch, "kwargs": dict(kwargs), **dict(extra or {})}
@@ -163,9 +184,19 @@ def write_checkpoint_dir(final: Path, files: Mapping[str, Any]) -> Path:
 
     The files go to a hidden temp folder beside ``final`` with a manifest of sizes and
     SHA-256s; only then is the folder renamed into place (the old one is removed after).
+    Temp folders that a killed earlier write of ``final`` left behind are removed first.
+
+    Raises:
+        CheckpointError: a file could not be written (disk full, no permission); the previous
+            ``final`` is kept and the temp folder removed.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise CheckpointError(f"{final}: cannot write checkpoint: {exc.strerror or exc}") from exc
     try:
         os.chmod(tmp, DIR_MODE)
         manifest = {}
@@ -186,10 +217,25 @@ def write_checkpoint_dir(final: Path, files: Mapping[str, Any]) -> Path:
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            raise CheckpointError(f"{final}: cannot write checkpoint: {reason}") from exc
         raise
     return final
+
+
+def remove_partial_checkpoints(root: Path) -> list[Path]:
+    """Delete the hidden ``.*.tmp`` folders that killed checkpoint writes left in ``root``.
+
+    They are never loaded (checkpoints are found by their final names), only tidied away.
+    Returns the folders removed.
+    """
+    removed = sorted(p for p in root.glob(".*.tmp") if p.is_dir()) if root.is_dir() else []
+    for tmp in removed:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return removed
 
 
 def verify_checkpoint_dir(folder: Path) -> None:
@@ -198,15 +244,23 @@ def verify_checkpoint_dir(folder: Path) -> None:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{folder}: missing or unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not manifest:
+        raise CheckpointError(f"{folder / MANIFEST}: malformed manifest (no files listed)")
     for name, entry in manifest.items():
         path = folder / name
+        if not isinstance(entry, dict) or not {"size", "sha256"} <= entry.keys():
+            raise CheckpointError(f"{folder / MANIFEST}: malformed manifest entry for {name!r}")
         if not path.is_file():
             raise CheckpointError(f"{path}: listed in the manifest but missing")
         if path.stat().st_size != entry["size"]:
             raise CheckpointError(
                 f"{path}: truncated ({path.stat().st_size} != {entry['size']} bytes)"
             )
-        if sha256_file(path) != entry["sha256"]:
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: unreadable ({exc.strerror or exc})") from None
+        if digest != entry["sha256"]:
             raise CheckpointError(f"{path}: checksum mismatch (corrupt file)")
 
 

@@ -70,7 +70,8 @@ class TrainConfig:
     precision: Precision = "auto"  # auto: bf16 where fast (AMX/AVX512-BF16, CUDA), fp16 on old GPUs
     channels_last: bool = True  # NHWC memory format (faster convolutions on CPU and GPU)
     compile: bool = False  # torch.compile the networks
-    sync_bn: bool = False  # SyncBatchNorm under DDP
+    sync_bn: bool = False  # SyncBatchNorm under DDP (torchrun on CUDA); see the README
+    dist_timeout: float = 600.0  # seconds a collective waits before a DDP job fails (torchrun)
     # --- bookkeeping ---
     seed: int = 0  # seeds weights, data order and augmentation
     keep_last: int = 3  # keep the checkpoints of the last N epochs (plus last and best)
@@ -99,6 +100,8 @@ class TrainConfig:
             (self.keep_last >= 0, "keep_last must be >= 0"),
             (self.val_every >= 1 and self.log_every >= 1, "val_every/log_every must be >= 1"),
             (self.grid_images >= 0, "grid_images must be >= 0"),
+            (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
+            (self.dist_timeout > 0, "dist_timeout must be positive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -117,13 +120,18 @@ class TrainConfig:
             values: field name -> value.
             source: where the values came from, for error messages.
         """
-        return cls().replace(source=source, **values)
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: a config must be a table of keys")
+        return cls()._apply(values, source)
 
     def replace(self, *, source: str = "config", **changes: Any) -> TrainConfig:
         """Return a copy with ``changes`` applied after type checks."""
+        return self._apply(changes, source)
+
+    def _apply(self, changes: dict[Any, Any], source: str) -> TrainConfig:
         hints = typing.get_type_hints(type(self))
         names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
+        unknown = sorted((k for k in changes if k not in names), key=str)
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
         clean = {key: _check_type(key, value, hints[key], source) for key, value in changes.items()}
@@ -142,7 +150,8 @@ class TrainConfig:
         try:
             raw = path.read_bytes()
             values = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
-        except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError, RecursionError, tomllib.TOMLDecodeError) as exc:
+            # RecursionError: absurdly deep nesting ("a = [[[[...").
             raise ConfigError(f"{path}: cannot read config ({exc})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: a config must be a table of keys")
@@ -173,6 +182,10 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ConfigError(f"{source}: {key} must be a table with string keys")
+        try:  # it is saved with the run as JSON (TOML dates, NaN, ... could not be)
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"{source}: {key} must hold plain JSON values ({exc})") from None
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -60,9 +60,9 @@ def thumbnail(rgb: np.ndarray, height: int = THUMB_HEIGHT) -> np.ndarray:
 
 def score(output: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """All metrics of one output ``(H, W, 3)`` uint8 against its truth."""
-    o, t = (
-        torch.from_numpy(output).permute(2, 0, 1)[None],
-        torch.from_numpy(truth).permute(2, 0, 1)[None],
+    o, t = (  # np.require: torch wants writable memory (arrays from PIL are read-only)
+        torch.from_numpy(np.require(output, requirements="W")).permute(2, 0, 1)[None],
+        torch.from_numpy(np.require(truth, requirements="W")).permute(2, 0, 1)[None],
     )
     ab_o = rgb_to_lab(o.double() / 255)[:, 1:]
     ab_t = rgb_to_lab(t.double() / 255)[:, 1:]

@@ -46,6 +46,8 @@ def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[
     - A file is taken whatever its extension.
     - A folder is walked recursively (symlinked folders are not entered) for files with an
       image extension, in sorted order. A folder named like an image is not a file: skipped.
+      A broken symlink named like an image (dangling, or a loop) is kept, so that the caller
+      reports it when reading it fails.
     - Anything else containing ``*``, ``?`` or ``[`` is a glob pattern (``**`` spans folders);
       it yields the matching files with an image extension.
 
@@ -125,9 +127,14 @@ def _walk_images(root: Path, onerror: Callable[[OSError], object]) -> list[Path]
         dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(folder, d)))
         for name in filenames:
             full = os.path.join(folder, name)
-            if is_image_name(name) and os.path.isfile(full):
+            if is_image_name(name) and (os.path.isfile(full) or _is_broken_link(full)):
                 found.append(Path(full).relative_to(root))
     return sorted(found, key=lambda p: p.parts)
+
+
+def _is_broken_link(path: str) -> bool:
+    """A symlink that leads nowhere (dangling, or a loop): kept so that reading it is reported."""
+    return os.path.islink(path) and not os.path.exists(path)
 
 
 def _glob_files(pattern: str) -> Iterator[str]:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
@@ -28,17 +27,18 @@ from pixcolor import checkpoint as ckpt
 from pixcolor.color import denormalize_ab, normalize_l, recolor_uint8, rgb_to_lab
 from pixcolor.device import resolve_device
 from pixcolor.errors import PixcolorError
-from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image
+from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image, to_array
 from pixcolor.models import create_generator
 
 # Shipped weights: one folder per model name (model.safetensors + config.json).
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "default"
-# Pixels of the full-resolution image converted at once (whole rows, at least one). The Lab
-# round trip holds about 200 bytes of float temporaries per strip pixel, so a strip costs about
-# 100 MB whatever the image's width; measured in benchmarks/colorize_memory.py.
+# Pixels of the full-resolution image recoloured at once (a tile of whole rows, or of part of
+# one very long row). The recolour holds about 100 bytes of float temporaries per tile pixel, so
+# a tile costs about 50 MB whatever the image's shape; see benchmarks/colorize_memory.py.
 STRIP_PIXELS = 1 << 19
 COMPILE_MIN_PIXELS = 4_000_000  # images this large use the torch.compile-d recolour
+CUBIC_A = -0.75  # PyTorch's bicubic kernel parameter (upsample_bicubic2d)
 
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
@@ -81,7 +81,7 @@ def load_model(
 def _as_uint8_rgb(image: ImageInput, max_pixels: int | None) -> np.ndarray:
     """Any accepted input -> ``(H, W, 3)`` uint8 RGB array."""
     if isinstance(image, (str, Path, Image.Image)):
-        return np.asarray(read_image(image, max_pixels=max_pixels))
+        return to_array(read_image(image, max_pixels=max_pixels))
     if isinstance(image, Tensor):
         t = image.detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
@@ -113,13 +113,44 @@ def working_shape(height: int, width: int, size: int, stride: int) -> tuple[int,
     scale = size / math.sqrt(height * width)
     h = max(stride, round(height * scale / stride) * stride)
     w = max(stride, round(width * scale / stride) * stride)
+    # A side raised to the ``stride`` minimum would leave the other one far too long (1x5000 at
+    # size 256: 32 x 18112); cap it so that the model still sees about size**2 pixels.
+    longest = max(stride, size * size // stride // stride * stride)
+    if h == stride:
+        w = min(w, longest)
+    if w == stride:
+        h = min(h, longest)
     return h, w
 
 
-def _interp_matrix(n_in: int, n_out: int) -> Tensor:
-    """``(n_out, n_in)`` matrix of 1-D bicubic interpolation (PyTorch's kernel, half-pixel)."""
-    eye = torch.eye(n_in).view(n_in, 1, n_in, 1)
-    return F.interpolate(eye, size=(n_out, 1), mode="bicubic", align_corners=False)[:, 0, :, 0].T
+def _resize_axis(x: Tensor, dim: int, n_out: int, start: int, stop: int) -> Tensor:
+    """Samples ``start:stop`` of a bicubic resize of ``x`` along ``dim`` to ``n_out`` samples.
+
+    The same as ``F.interpolate(..., mode="bicubic", align_corners=False)`` along one axis
+    (PyTorch's kernel: A = -0.75, half-pixel centres, borders clamped), computed as four
+    gathers, so memory is that of the output slice however long the full axis (a dense
+    ``(n_out, n_in)`` interpolation matrix is quadratic: 1.3 GB for a 1x5000 strip).
+    """
+    n_in = x.shape[dim]
+    pos = (torch.arange(start, stop, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
+    left = torch.floor(pos)
+    t = (pos - left).float()[:, None]  # (n, 1), in [0, 1)
+    a = CUBIC_A
+
+    def inner(d: Tensor) -> Tensor:  # weight of a tap at distance d <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def outer(d: Tensor) -> Tensor:  # weight of a tap at distance 1 < d < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    weights = torch.cat([outer(t + 1), inner(t), inner(1 - t), outer(2 - t)], 1)  # (n, 4)
+    index = (left.long()[:, None] + torch.arange(-1, 3)).clamp_(0, n_in - 1)  # (n, 4)
+    shape = [1] * x.ndim
+    shape[dim] = -1
+    out = x.index_select(dim, index[:, 0]) * weights[:, 0].view(shape)
+    for k in range(1, 4):
+        out.add_(x.index_select(dim, index[:, k]) * weights[:, k].view(shape))
+    return out
 
 
 class Colorizer:
@@ -223,9 +254,10 @@ class Colorizer:
     def compose(self, rgb: np.ndarray, ab_small: Tensor) -> np.ndarray:
         """Join the full-resolution L of ``rgb (H,W,3) uint8`` with upsampled ``ab_small (2,h,w)``.
 
-        Works in strips of whole rows, about :data:`STRIP_PIXELS` pixels each, so temporaries
-        stay small for any image size: bicubic upsampling of ab as two small matrix products,
-        then :func:`pixcolor.color.recolor_uint8`, which keeps the input's luminance and pulls
+        Works in tiles of about :data:`STRIP_PIXELS` pixels (whole rows unless a single row is
+        longer), so temporaries stay small for any image size and any aspect ratio: bicubic
+        upsampling of ab as 4-tap gathers per axis (:func:`_resize_axis`), then
+        :func:`pixcolor.color.recolor_uint8`, which keeps the input's luminance and pulls
         out-of-gamut colours towards the gray of the same luminance. Large images use a
         ``torch.compile``-d recolour when available (about 5x faster on CPU).
 
@@ -233,18 +265,20 @@ class Colorizer:
             ``(H, W, 3)`` uint8 RGB.
         """
         height, width = rgb.shape[:2]
-        h, w = ab_small.shape[-2:]
         recolor = self._recolor_for(height * width)
-        rows = _interp_matrix(h, height)  # (H, h)
-        ab_w = ab_small.float() @ _interp_matrix(w, width).T  # (2, h, W)
+        ab_small = ab_small.float()
         out = np.empty_like(rgb)
-        step = max(1, STRIP_PIXELS // max(1, width))
+        cols = min(width, STRIP_PIXELS)
+        step = max(1, STRIP_PIXELS // cols)
         for y0 in range(0, height, step):
             y1 = min(height, y0 + step)
-            # np.array: a strip-sized copy, as torch wants writable memory (inputs may be views)
-            strip = torch.from_numpy(np.array(rgb[y0:y1])).permute(2, 0, 1)  # (3, s, W) uint8
-            ab = rows[y0:y1] @ ab_w  # (2, s, W) Lab units
-            out[y0:y1] = recolor(strip, ab).permute(1, 2, 0).numpy()
+            ab_rows = _resize_axis(ab_small, 1, height, y0, y1)  # (2, s, w)
+            for x0 in range(0, width, cols):
+                x1 = min(width, x0 + cols)
+                ab = _resize_axis(ab_rows, 2, width, x0, x1)  # (2, s, c) Lab units
+                # np.array: a tile-sized copy, as torch wants writable memory (inputs may be views)
+                tile = torch.from_numpy(np.array(rgb[y0:y1, x0:x1])).permute(2, 0, 1)  # uint8
+                out[y0:y1, x0:x1] = recolor(tile, ab).permute(1, 2, 0).numpy()
         return out
 
     def _recolor_for(self, pixels: int):

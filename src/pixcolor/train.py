@@ -12,13 +12,14 @@ import logging
 import math
 import signal
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pixcolor.augment import batch_generator, random_flip, random_resized_crop, resize
@@ -26,10 +27,16 @@ from pixcolor.color import denormalize_ab, lab_normalized_to_rgb, rgb_to_lab_nor
 from pixcolor.config import TrainConfig
 from pixcolor.device import fast_bf16, resolve_device
 from pixcolor.distributed import DistContext
-from pixcolor.errors import PixcolorError
+from pixcolor.errors import CheckpointError, PixcolorError
 from pixcolor.losses import GANLoss
 from pixcolor.metrics import ab_l1, psnr
-from pixcolor.train_checkpoint import load_trainer, prune_epoch_checkpoints, save_trainer
+from pixcolor.train_checkpoint import (
+    candidate_checkpoints,
+    load_trainer,
+    prune_epoch_checkpoints,
+    save_trainer,
+    truncate_metrics,
+)
 from pixcolor.train_setup import (
     EpochSampler,
     build_datasets,
@@ -59,6 +66,17 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if fast_bf16(device) else None
 
 
+class _BinLogits(nn.Module):
+    """Forward = ``generator.forward_logits``: DDP all-reduces only what runs through forward."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, L: Tensor) -> Tensor:
+        return self.generator.forward_logits(L)
+
+
 class Trainer:
     """Train a colorizer as described by ``config``; see ``pixcolor train --help``."""
 
@@ -70,9 +88,20 @@ class Trainer:
         self.amp_dtype = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
         self.train_set, self.val_set = build_datasets(config)
+        if len(self.train_set) < self.dist.world_size:
+            raise PixcolorError(
+                f"{len(self.train_set)} training image(s) cannot feed "
+                f"{self.dist.world_size} processes; give at least one per process"
+            )
         self.G, self.D = build_models(config, self.device)
         self.G_raw, self.D_raw = self.G, self.D  # unwrapped modules, for saving
+        # Under DDP, G's forward must yield what the loss uses (the bin logits for head="bins").
+        self._g_logits = self.dist.enabled and getattr(self.G, "output_kind", "tanh") == "bins"
+        if self._g_logits:
+            self.G = _BinLogits(self.G)
         self.G, self.D = self.dist.wrap(self.G), self.dist.wrap(self.D)
+        self._ddp_g = self.G if isinstance(self.G, DistributedDataParallel) else None
+        self._ddp_d = self.D if isinstance(self.D, DistributedDataParallel) else None
         if config.compile:
             self.G, self.D = torch.compile(self.G), torch.compile(self.D)
         betas = (config.beta1, config.beta2)
@@ -107,12 +136,15 @@ class Trainer:
         """uint8 ``(B,3,h,w)`` -> augmented, normalised ``L (B,1,S,S)`` and ``ab (B,2,S,S)``."""
         cfg = self.config
         gen = batch_generator(cfg.seed, epoch, step)
+        rank, world = self.dist.rank, self.dist.world_size  # draws cover the global batch
         rgb = rgb_u8.to(self.device, non_blocking=True).float().div_(255.0)
         if cfg.augment == "crop":
-            rgb = random_resized_crop(rgb, cfg.size, gen, min_scale=cfg.crop_min_scale)
+            rgb = random_resized_crop(
+                rgb, cfg.size, gen, min_scale=cfg.crop_min_scale, rank=rank, world_size=world
+            )
         else:
             rgb = resize(rgb, cfg.size, cfg.size).clamp_(0, 1)
-        rgb = random_flip(rgb, gen)
+        rgb = random_flip(rgb, gen, rank=rank, world_size=world)
         if cfg.channels_last:
             rgb = rgb.contiguous(memory_format=torch.channels_last)
         return rgb_to_lab_normalized(rgb)
@@ -122,11 +154,17 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _generate(self, L: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Return (ab prediction, bin logits or None)."""
+    def _generate(self, L: Tensor, *, train: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Return (ab prediction, bin logits or None).
+
+        Validation under DDP (``train=False``) runs the unwrapped G: ranks may hold different
+        numbers of validation batches, and every DDP forward starts a buffer broadcast.
+        """
+        G = self.G if train or not self.dist.enabled else self.G_raw
         if self.bins_weights is None:
-            return self.G(L), None
-        logits = self.G_raw.forward_logits(L)  # (B, Q, h, w)
+            return G(L), None
+        through_ddp = G is self.G and self._g_logits
+        logits = self.G(L) if through_ddp else self.G_raw.forward_logits(L)  # (B, Q, h, w)
         ab = self.G_raw.quantizer.decode(logits.float(), temperature=1.0)
         if ab.shape[-2:] != L.shape[-2:]:
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
@@ -143,44 +181,67 @@ class Trainer:
         first = self.global_step % accum == 0
         last = (self.global_step + 1) % accum == 0
         losses: dict[str, Tensor] = {}
-        with self._autocast():
-            fake, logits = self._generate(L)
-        if gan:
-            self.D.requires_grad_(True)
+        with self._grad_sync(last):
             with self._autocast():
-                pred_fake = self.D(torch.cat([L, fake.detach()], 1))
-                pred_real = self.D(torch.cat([L, ab], 1))
-                loss_d = 0.5 * (self.gan_loss(pred_fake, False) + self.gan_loss(pred_real, True))
-            if first:
-                self.opt_d.zero_grad(set_to_none=True)
-            self.scaler.scale(loss_d / accum).backward()
-            if last:
-                self.scaler.step(self.opt_d)
-            self.D.requires_grad_(False)
-            losses["loss_d"] = loss_d.detach()
-        with self._autocast():
-            loss_l1 = F.l1_loss(fake.float(), ab)
-            loss_g = cfg.lambda_l1 * loss_l1
+                fake, logits = self._generate(L)
             if gan:
-                loss_gan = self.gan_loss(self.D(torch.cat([L, fake], 1)), True)
-                loss_g = loss_g + cfg.lambda_gan * loss_gan
-                losses["loss_g_gan"] = loss_gan.detach()
-            if logits is not None:
-                q = self.G_raw.quantizer
-                target_ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
-                target = q.encode(target_ab)
-                loss_bins = F.cross_entropy(logits.float(), target, weight=self.bins_weights)
-                loss_g = loss_g + cfg.lambda_bins * loss_bins
-                losses["loss_bins"] = loss_bins.detach()
-        if first:
-            self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g / accum).backward()
-        if last:
-            self.scaler.step(self.opt_g)
-            self.scaler.update()
-        losses["loss_l1"] = loss_l1.detach()
-        losses["loss_g"] = loss_g.detach()
+                self.D.requires_grad_(True)
+                with self._autocast():
+                    pred_fake = self.D(torch.cat([L, fake.detach()], 1))
+                    pred_real = self.D(torch.cat([L, ab], 1))
+                    loss_d = 0.5 * (
+                        self.gan_loss(pred_fake, False) + self.gan_loss(pred_real, True)
+                    )
+                if first:
+                    self.opt_d.zero_grad(set_to_none=True)
+                self.scaler.scale(loss_d / accum).backward()
+                if last:
+                    self.scaler.step(self.opt_d)
+                self.D.requires_grad_(False)
+                losses["loss_d"] = loss_d.detach()
+            with self._autocast():
+                loss_l1 = F.l1_loss(fake.float(), ab)
+                loss_g = cfg.lambda_l1 * loss_l1
+                if gan:
+                    with self._d_frozen():
+                        pred = self.D(torch.cat([L, fake], 1))
+                    loss_gan = self.gan_loss(pred, True)
+                    loss_g = loss_g + cfg.lambda_gan * loss_gan
+                    losses["loss_g_gan"] = loss_gan.detach()
+                if logits is not None:
+                    q = self.G_raw.quantizer
+                    target_ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
+                    target = q.encode(target_ab)
+                    loss_bins = F.cross_entropy(logits.float(), target, weight=self.bins_weights)
+                    loss_g = loss_g + cfg.lambda_bins * loss_bins
+                    losses["loss_bins"] = loss_bins.detach()
+            if first:
+                self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(loss_g / accum).backward()
+            if last:
+                self.scaler.step(self.opt_g)
+                self.scaler.update()
+            losses["loss_l1"] = loss_l1.detach()
+            losses["loss_g"] = loss_g.detach()
         return losses
+
+    def _grad_sync(self, sync: bool):
+        """DDP all-reduces gradients on the final micro-step only (``no_sync`` on the others)."""
+        if sync or (self._ddp_g is None and self._ddp_d is None):
+            return nullcontext()
+        stack = ExitStack()
+        for ddp in (self._ddp_g, self._ddp_d):
+            if ddp is not None:
+                stack.enter_context(ddp.no_sync())
+        return stack
+
+    def _d_frozen(self):
+        """Context for D's forward in the generator step, where D takes no gradient.
+
+        Without ``no_sync`` that forward would leave DDP expecting D's gradients, and the next
+        micro-step's D backward would all-reduce even inside ``no_sync``.
+        """
+        return self._ddp_d.no_sync() if self._ddp_d is not None else nullcontext()
 
     # --- the loop ------------------------------------------------------------------------
     def fit(self, *, stop_at_step: int | None = None) -> dict[str, Any]:
@@ -194,12 +255,14 @@ class Trainer:
             cfg.save(self.out / "config.json")
         self._log_start()
         last_val: dict[str, Any] = {}
-        previous = self._install_sigint()
+        # Under torchrun, Ctrl-C reaches the agent, which stops every worker: no graceful save.
+        previous = None if self.dist.enabled else self._install_sigint()
         try:
             while self.epoch < cfg.epochs:
                 finished = self._run_epoch(stop_at_step)
                 if not finished:
                     self.save_checkpoint("last")
+                    self.dist.barrier()  # no rank leaves before rank 0 has written it
                     reason = "interrupted" if self._stop_requested else "stopped"
                     log.info(
                         "%s at epoch %d step %d; saved checkpoints/last (resume with --resume)",
@@ -210,6 +273,7 @@ class Trainer:
                     return last_val
                 self.epoch += 1
                 self.step_in_epoch = 0
+                self.dist.broadcast_buffers(self.G_raw, self.D_raw)
                 self.sched_g.step()
                 self.sched_d.step()
                 is_best = False
@@ -225,6 +289,7 @@ class Trainer:
                 if cfg.keep_last:
                     self.save_checkpoint(f"epoch_{self.epoch:04d}")
                     self._prune_epochs()
+                self.dist.barrier()  # no rank runs ahead of (or exits before) a checkpoint
         finally:
             signal.signal(signal.SIGINT, previous) if previous is not None else None
         if self.dist.is_main:
@@ -258,6 +323,9 @@ class Trainer:
         sums: dict[str, Tensor] = {}
         count, t0 = 0, time.perf_counter()
         for batch in loader:
+            if self.dist.enabled:  # own dropout noise per rank, from (seed, epoch, step, rank)
+                key = (cfg.seed, epoch, self.step_in_epoch, self.dist.rank)
+                torch.manual_seed(hash(key) % 2**63)
             L, ab = self._prepare(batch["rgb"], epoch, self.step_in_epoch)
             losses = self.train_step(L, ab, gan)
             for k, v in losses.items():
@@ -319,7 +387,7 @@ class Trainer:
             rgb = resize(rgb, cfg.size, cfg.size).clamp_(0, 1)
             L, ab = rgb_to_lab_normalized(rgb)
             with self._autocast():
-                pred, _ = self._generate(L)
+                pred, _ = self._generate(L, train=False)
             pred = pred.float()
             out = lab_normalized_to_rgb(L, pred)
             l1_sum += ab_l1(denormalize_ab(pred), denormalize_ab(ab)).sum().item()
@@ -362,7 +430,7 @@ class Trainer:
         n_g = sum(p.numel() for p in self.G_raw.parameters())
         log.info(
             "pixcolor train: %d images, %s val, device %s, %s, G %s (%.1fM params), "
-            "batch %d x %d process(es) x %d accum",
+            "batch %d x %d process(es) x %d accum = global batch %d",
             len(self.train_set),
             len(self.val_set) if self.val_set is not None else "no",
             self.device,
@@ -372,6 +440,7 @@ class Trainer:
             cfg.batch_size,
             self.dist.world_size,
             cfg.grad_accum,
+            cfg.batch_size * self.dist.world_size * cfg.grad_accum,
         )
 
     def _install_sigint(self):
@@ -397,9 +466,45 @@ class Trainer:
             return None
         return save_trainer(self, self.out / "checkpoints" / name)
 
-    def resume(self, folder: str | Path | None = None) -> Path:
-        """Restore everything from ``folder`` (default: the newest good checkpoint of the run)."""
-        return load_trainer(self, None if folder is None else Path(folder))
+    def resume(self, folder: str | Path | None = None, *, missing_ok: bool = False) -> Path | None:
+        """Restore everything from ``folder`` (default: the newest good checkpoint of the run).
+
+        Under DDP, rank 0 picks the checkpoint and every rank loads that same one. With
+        ``missing_ok`` (a torchrun restart before the first checkpoint), a run that has none
+        starts afresh and None is returned.
+        """
+        root = self.out / "checkpoints"
+        chosen, error = None, None
+        if self.dist.is_main:
+            if missing_ok and folder is None and not candidate_checkpoints(root):
+                log.info("no checkpoint in %s yet: starting afresh", root)
+                truncate_metrics(self.out / "metrics.jsonl", 0)  # rows of the failed attempt
+            else:
+                try:
+                    chosen = load_trainer(self, None if folder is None else Path(folder))
+                except CheckpointError as exc:
+                    if not self.dist.enabled:
+                        raise
+                    error = str(exc)
+        if self.dist.enabled:
+            chosen, error = self.dist.broadcast_object((chosen, error))
+            if error is not None:
+                raise CheckpointError(f"rank 0 could not resume: {error}")
+            failed: CheckpointError | None = None
+            if chosen is not None and not self.dist.is_main:
+                try:
+                    load_trainer(self, chosen)
+                except CheckpointError as exc:
+                    failed = exc
+            bad = self.dist.all_reduce_sum(torch.tensor([float(failed is not None)]))
+            if failed is not None:
+                raise failed
+            if bad.item():
+                raise CheckpointError(
+                    f"another rank could not load {chosen}; is the run folder on a file "
+                    "system that every node shares?"
+                )
+        return chosen
 
     def _prune_epochs(self) -> None:
         if self.dist.is_main:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 from pathlib import Path
@@ -71,9 +72,14 @@ def save_trainer(trainer: Trainer, folder: Path) -> Path:
 
 
 def candidate_checkpoints(root: Path) -> list[Path]:
-    """Checkpoint folders of a run, best first to try: last, then epochs newest first, best."""
+    """Checkpoint folders of a run, best first to try: last, then epochs newest first, best.
+
+    A kill between the two renames of :func:`~pixcolor.checkpoint.write_checkpoint_dir`
+    leaves ``last`` (or ``best``) only as the complete ``.last.old``, which stands in for it.
+    """
     epochs = sorted((p for p in root.glob("epoch_*") if EPOCH_DIR.match(p.name)), reverse=True)
-    return [p for p in [root / "last", *epochs, root / "best"] if p.is_dir()]
+    last, best = (root / n if (root / n).is_dir() else root / f".{n}.old" for n in ("last", "best"))
+    return [p for p in [last, *epochs, best] if p.is_dir()]
 
 
 def load_trainer(trainer: Trainer, folder: Path | None) -> Path:
@@ -82,6 +88,9 @@ def load_trainer(trainer: Trainer, folder: Path | None) -> Path:
     A corrupt or truncated checkpoint is refused with a warning and the next one is tried.
     """
     root = trainer.out / "checkpoints"
+    if trainer.dist.is_main:
+        for partial in ckpt.remove_partial_checkpoints(root):
+            log.info("removed %s, left by an interrupted checkpoint write", partial)
     candidates = [folder] if folder is not None else candidate_checkpoints(root)
     if not candidates:
         raise CheckpointError(f"{root}: no checkpoint to resume from")
@@ -97,7 +106,8 @@ def load_trainer(trainer: Trainer, folder: Path | None) -> Path:
         log.info(
             "resumed from %s: epoch %d, step %d", cand, trainer.epoch + 1, trainer.step_in_epoch
         )
-        _truncate_metrics(trainer.out / "metrics.jsonl", trainer.global_step)
+        if trainer.dist.is_main:  # rank 0 alone writes the run folder
+            truncate_metrics(trainer.out / "metrics.jsonl", trainer.global_step)
         return cand
     raise CheckpointError("no usable checkpoint: " + "; ".join(errors))
 
@@ -126,20 +136,26 @@ def _restore(trainer: Trainer, folder: Path) -> None:
             torch.cuda.set_rng_state_all(state["rng_cuda"][: torch.cuda.device_count()])
         if state.get("bins_weights") is not None:
             trainer.bins_weights = state["bins_weights"].to(trainer.device)
-    except (KeyError, ValueError, RuntimeError) as exc:
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{folder}: training state does not fit this run ({exc})") from None
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def truncate_metrics(path: Path, step: int) -> None:
     """Drop log rows written after the checkpoint we resumed from."""
     if not path.exists():
         return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
+    keep = [line for line in path.read_text().splitlines() if _row_step(line) <= step]
     ckpt.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+def _row_step(line: str) -> float:
+    """The ``step`` of a metrics.jsonl row; infinity for a blank or broken one (e.g. the
+    half-written last line of a killed run), so that it is dropped."""
+    try:
+        row = json.loads(line)
+        return float(row.get("step", 0)) if isinstance(row, dict) else math.inf
+    except (ValueError, TypeError):
+        return math.inf
 
 
 def prune_epoch_checkpoints(root: Path, keep: int) -> None:

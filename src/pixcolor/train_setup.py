@@ -65,10 +65,13 @@ def generator_kwargs(config: TrainConfig) -> dict:
 class EpochSampler(Sampler[list[int]]):
     """Batches of indices in an order fixed by ``(seed, epoch)``; this rank's share only.
 
-    Every rank draws the same permutation and takes every ``world_size``-th element, so the
-    shards are disjoint and the global order is reproducible. Incomplete final batches are
-    dropped when at least one full batch exists (training), kept otherwise (tiny sets).
-    ``start_batch`` skips batches already done (mid-epoch resume).
+    Every rank draws the same permutation (cut to a multiple of ``world_size``) and takes every
+    ``world_size``-th element, so the shards are disjoint, all ranks run the same number of
+    steps, and step k's global batch is the k-th batch of one process with a batch of
+    ``batch_size * world_size``. Incomplete final batches are dropped when at least one full
+    batch exists (training), kept otherwise (tiny sets). ``start_batch`` skips batches already
+    done (mid-epoch resume). Without ``shuffle`` (validation) each rank gets a contiguous block
+    and every index appears exactly once over all ranks.
     """
 
     def __init__(
@@ -89,9 +92,12 @@ class EpochSampler(Sampler[list[int]]):
             order = torch.randperm(n, generator=g).tolist()
         else:
             order = list(range(n))
-        if shuffle and dist.world_size > 1:
-            order = order[: (n // dist.world_size) * dist.world_size] or order
-        mine = order[dist.rank :: dist.world_size]
+        if shuffle:
+            if dist.world_size > 1:
+                order = order[: (n // dist.world_size) * dist.world_size] or order
+            mine = order[dist.rank :: dist.world_size]
+        else:  # validation: nothing dropped, nothing repeated
+            mine = order[n * dist.rank // dist.world_size : n * (dist.rank + 1) // dist.world_size]
         batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
         if drop_last and shuffle and len(batches) > 1 and len(batches[-1]) < batch_size:
             batches.pop()

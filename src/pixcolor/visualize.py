@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Sequence
@@ -58,7 +59,11 @@ def plot_curves(jsonl: Path, out: Path) -> Path | None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in jsonl.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a half-written line of a killed run
+            rows.append(json.loads(line))
+    rows = [r for r in rows if isinstance(r, dict)]
     train = [r for r in rows if r.get("kind") == "train"]
     val = [r for r in rows if r.get("kind") == "val"]
     if not train and not val:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from pixcolor.errors import PixcolorError
@@ -86,11 +87,17 @@ def run_preview(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Build (or reuse) the cache; print what it holds and what was skipped."""
-    from pixcolor.data import CACHE_IMAGES, load_cache_info, prepare_cache
+    from pixcolor.data import CACHE_IMAGES, UnreadableImageWarning, load_cache_info, prepare_cache
 
-    out = prepare_cache(
-        args.source, args.out, args.size, num_workers=args.workers, progress=not args.no_progress
-    )
+    with warnings.catch_warnings():  # each skipped file gets its one line below instead
+        warnings.simplefilter("ignore", UnreadableImageWarning)
+        out = prepare_cache(
+            args.source,
+            args.out,
+            args.size,
+            num_workers=args.workers,
+            progress=not args.no_progress,
+        )
     info = load_cache_info(out)
     print(f"wrote {out / CACHE_IMAGES} ({info['count']} images, {info['size']}px)")
     for item in info["skipped"]:

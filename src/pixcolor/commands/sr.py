@@ -15,9 +15,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from tqdm import tqdm
-
-from pixcolor.errors import ImageReadError, PixcolorError
+from pixcolor.errors import PixcolorError
 
 FIELD_COMMENT = re.compile(r"^\s+(\w+): .*?#\s*(.+)$")
 
@@ -50,33 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_upscale(args: argparse.Namespace) -> int:
     """Upscale every input into ``--out``; 1 when any input failed, else 0."""
-    from pixcolor.files import collect_inputs, output_path
-    from pixcolor.imageio import save_image_atomic
+    from pixcolor.batch import run_batch
     from pixcolor.sr import load_upscaler
 
-    files, problems = collect_inputs(args.inputs)
-    for raw, reason in problems:
-        print(f"{raw}: {reason}", file=sys.stderr)
-    upscaler = load_upscaler(args.model, scale=args.scale, device=args.device) if files else None
-    done = skipped = 0
-    failed = len(problems)
-    for item in tqdm(files, desc=f"upscale x{args.scale}", unit="img", disable=None):
-        target = output_path(item, args.out, "." + args.format)
-        try:
-            if target.resolve() == item.path.resolve():
-                raise PixcolorError(f"{target}: output would overwrite the input")
-            if target.exists() and not args.overwrite:
-                skipped += 1
-                continue
-            image = upscaler.upscale(item.path, args.scale)
-            save_image_atomic(image, target, overwrite=args.overwrite)
-            done += 1
-        except (PixcolorError, OSError, MemoryError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, ImageReadError) else str(exc)
-            tqdm.write(f"{item.path}: {reason or type(exc).__name__}", file=sys.stderr)
-            failed += 1
-    print(f"upscaled {done}, skipped {skipped} (already there), failed {failed}")
-    return 1 if failed else 0
+    upscaler = load_upscaler(args.model, scale=args.scale, device=args.device)
+    result = run_batch(
+        args.inputs,
+        args.out,
+        lambda path: upscaler.upscale(path, args.scale),
+        fmt=args.format,
+        overwrite=args.overwrite,
+        verb="upscaled",
+        skipped_note="already there",
+    )
+    return result.exit_code
 
 
 # --- evaluate-sr -----------------------------------------------------------------------------

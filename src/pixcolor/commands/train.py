@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import re
+import sys
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -95,16 +97,37 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, or resume, and return 0 when the run ends normally."""
-    from pixcolor.distributed import init_from_env
+    """Train, or resume, and return 0 when the run ends normally.
+
+    Under ``torchrun`` every process runs this; rank 0 alone logs at INFO level and writes.
+    After a ``torchrun --max-restarts`` restart, the run resumes from its last checkpoint.
+    """
+    from pixcolor.distributed import init_from_env, restart_count, shutdown
     from pixcolor.train import Trainer
 
     config = config_from_args(args)
-    dist = init_from_env(device=config.device, sync_bn=config.sync_bn)
-    trainer = Trainer(config, dist=dist)
-    if args.resume:
-        trainer.resume()
-    trainer.fit()
+    dist = init_from_env(
+        device=config.device, sync_bn=config.sync_bn, timeout_s=config.dist_timeout
+    )
+    if not dist.is_main:
+        logging.getLogger("pixcolor").setLevel(logging.WARNING)
+    try:
+        trainer = Trainer(config, dist=dist)
+        restarted = restart_count() > 0
+        if args.resume or restarted:
+            trainer.resume(missing_ok=restarted and not args.resume)
+        trainer.fit()
+    except Exception as exc:
+        if dist.enabled:  # one line per failed rank before the traceback or error line
+            print(
+                f"pixcolor: rank {dist.rank} of {dist.world_size} stopped ({type(exc).__name__}); "
+                f"when a rank fails, the others stop within --dist-timeout "
+                f"({config.dist_timeout:g} s) at the latest",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
+    shutdown()
     if dist.is_main:
         print(f"run folder: {config.out}")
     return 0

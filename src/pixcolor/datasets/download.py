@@ -247,6 +247,20 @@ def _inside(root: Path, target: str) -> bool:
     return full == str(root) or full.startswith(str(root) + os.sep)
 
 
+def _climbs(target: str) -> bool:
+    """Whether a link target is absolute or has a ``..`` component.
+
+    Checking the normalised target alone is not enough: with ``s -> .`` in the archive,
+    ``t -> s/..`` normalises to ``.`` but leads to the root's parent. Links without ``..``
+    only ever point into their own folder's subtree, so no chain of them can leave the root.
+    """
+    return (
+        os.path.isabs(target)
+        or PureWindowsPath(target).is_absolute()
+        or ".." in PurePosixPath(target.replace("\\", "/")).parts
+    )
+
+
 def _check_tar(tar: tarfile.TarFile, root: Path) -> list[tarfile.TarInfo]:
     members = tar.getmembers()
     for m in members:
@@ -255,10 +269,10 @@ def _check_tar(tar: tarfile.TarFile, root: Path) -> list[tarfile.TarInfo]:
             problem = "device or FIFO"
         elif problem is None and m.issym():
             link = os.path.join(os.path.dirname(m.name), m.linkname)
-            if os.path.isabs(m.linkname) or not _inside(root, link):
+            if _climbs(m.linkname) or not _inside(root, link):
                 problem = f"symlink pointing outside the root ({m.linkname})"
         elif problem is None and m.islnk():
-            if os.path.isabs(m.linkname) or not _inside(root, m.linkname):
+            if _climbs(m.linkname) or not _inside(root, m.linkname):
                 problem = f"hard link pointing outside the root ({m.linkname})"
         elif problem is None and not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
             problem = "unsupported member type"

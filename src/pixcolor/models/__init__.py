@@ -14,6 +14,8 @@ from typing import Any
 
 from torch import nn
 
+from pixcolor.errors import ConfigError, PixcolorError
+
 __all__ = ["create_discriminator", "create_generator", "list_discriminators", "list_generators"]
 
 
@@ -45,9 +47,15 @@ def list_discriminators() -> list[str]:
 
 
 def _create(table: dict[str, Callable[..., nn.Module]], kind: str, name: str, **kwargs: Any):
+    """Build ``table[name](**kwargs)``; a bad name or bad arguments raise ``ConfigError``."""
     if name not in table:
-        raise ValueError(f"unknown {kind} {name!r}; choose from {sorted(table)}")
-    return table[name](**kwargs)
+        raise ConfigError(f"unknown {kind} {name!r}; choose from {sorted(table)}")
+    try:
+        return table[name](**kwargs)
+    except PixcolorError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # unknown or out-of-range arguments
+        raise ConfigError(f"{kind} {name!r} cannot be built with {kwargs}: {exc}") from exc
 
 
 def create_generator(name: str, **kwargs: Any) -> nn.Module:
