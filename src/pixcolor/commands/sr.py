@@ -7,17 +7,11 @@ precedence: defaults < the run's saved config (on ``--resume``) < flags given.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import re
 import sys
-import typing
-from dataclasses import fields
 from pathlib import Path
 
 from pixcolor.errors import PixcolorError
-
-FIELD_COMMENT = re.compile(r"^\s+(\w+): .*?#\s*(.+)$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +98,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
+    from pixcolor.commands._flags import add_dataclass_flags
     from pixcolor.sr_train import SRTrainConfig
 
     p = sub.add_parser(
@@ -113,33 +108,16 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    helps = {
-        m[1]: m[2]
-        for line in inspect.getsource(SRTrainConfig).splitlines()
-        if (m := FIELD_COMMENT.match(line))
-    }
-    hints = typing.get_type_hints(SRTrainConfig)
-    for f in fields(SRTrainConfig):
-        hint = hints[f.name]
-        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": helps.get(f.name)}
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if hint is bool:
-            kw["action"] = argparse.BooleanOptionalAction
-        elif origin is typing.Literal:
-            kw["choices"] = args
-        else:
-            kind = next(a for a in args if a is not type(None)) if args else hint
-            kw.update(type=kind, metavar=kind.__name__.upper())
-        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+    add_dataclass_flags(p, SRTrainConfig)
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train (or resume) an SRCNN run and export its weights."""
+    from pixcolor.commands._flags import given_fields
     from pixcolor.sr_train import SRTrainConfig, SRTrainer
 
-    names = {f.name for f in fields(SRTrainConfig)}
-    flags = {k: v for k, v in vars(args).items() if k in names}
+    flags = given_fields(args, SRTrainConfig)
     config = SRTrainConfig()
     saved = Path(flags.get("out", config.out)) / "train_config.json"
     if args.resume and saved.exists():

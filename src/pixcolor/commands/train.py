@@ -7,46 +7,13 @@ Precedence: built-in defaults < ``--config FILE.toml`` < the run's saved config 
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
 import logging
-import re
 import sys
-import typing
-from dataclasses import fields
 from pathlib import Path
 
+from pixcolor.commands._flags import add_dataclass_flags, given_fields
 from pixcolor.config import TrainConfig
 from pixcolor.errors import ConfigError
-
-FIELD_COMMENT = re.compile(r"^\s+(\w+): .*?#\s*(.+)$")
-
-
-def _field_help() -> dict[str, str]:
-    """The one-line comment beside each TrainConfig field, used as its ``--help`` text."""
-    return {
-        m[1]: m[2]
-        for line in inspect.getsource(TrainConfig).splitlines()
-        if (m := FIELD_COMMENT.match(line))
-    }
-
-
-def _json_dict(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"base_channels\": 32}'")
-    return value
-
-
-def _optional(kind):
-    def parse(text: str):
-        return None if text.lower() == "none" else kind(text)
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,32 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", type=Path, help="TOML (or JSON) file of config defaults")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    helps = _field_help()
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        hint = hints[f.name]
-        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": helps.get(f.name)}
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if hint is bool:
-            kw["action"] = argparse.BooleanOptionalAction
-        elif origin is typing.Literal:
-            kw["choices"] = args
-        elif origin is dict:
-            kw.update(type=_json_dict, metavar="JSON")
-        elif type(None) in args:  # X | None
-            inner = next(a for a in args if a is not type(None))
-            kw.update(type=_optional(inner), metavar=inner.__name__.upper())
-        else:
-            kw.update(type=hint, metavar=hint.__name__.upper())
-        p.add_argument(flag, **kw)
+    add_dataclass_flags(p, TrainConfig)
     p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Resolve the run's config from defaults, files and flags."""
-    names = {f.name for f in fields(TrainConfig)}
-    flags = {k: v for k, v in vars(args).items() if k in names}
+    flags = given_fields(args, TrainConfig)
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     out = Path(flags.get("out", config.out))
     saved = out / "config.json"
