@@ -17,6 +17,7 @@ from PIL import Image
 
 from pixcolor.checkpoint import atomic_write_bytes
 from pixcolor.evaluate import BASELINE, TRUTH, ImageScores, format_table
+from pixcolor.visualize import save_figure
 
 THUMB = 200  # height of the report's thumbnails, in pixels
 
@@ -57,12 +58,7 @@ def plot_distributions(results: Sequence[ImageScores], out: Path) -> Path:
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return save_figure(fig, out)
 
 
 def _png_b64(array: np.ndarray, height: int = THUMB) -> str:

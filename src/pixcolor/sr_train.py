@@ -52,7 +52,7 @@ from pixcolor.sr import (
     quantize,
     rgb_to_y,
 )
-from pixcolor.train_checkpoint import candidate_checkpoints, prune_epoch_checkpoints
+from pixcolor.train_checkpoint import prune_epoch_checkpoints, restore_first_good
 from pixcolor.train_setup import EpochSampler
 from pixcolor.visualize import plot_curves
 
@@ -409,23 +409,12 @@ class SRTrainer:
 
     def resume(self, folder: str | Path | None = None) -> Path:
         """Restore from ``folder`` or the newest checkpoint that verifies (corrupt ones skipped)."""
-        root = self.out / "checkpoints"
-        candidates = [Path(folder)] if folder is not None else candidate_checkpoints(root)
-        if not candidates:
-            raise CheckpointError(f"{root}: no checkpoint to resume from")
-        errors = []
-        for cand in candidates:
-            try:
-                ckpt.verify_checkpoint_dir(cand)
-                self._restore(cand)
-            except CheckpointError as exc:
-                errors.append(str(exc))
-                log.warning("refusing checkpoint %s: %s", cand, exc)
-                continue
-            log.info("resumed from %s at step %d", cand, self.global_step)
-            self._truncate_metrics()
-            return cand
-        raise CheckpointError("no usable checkpoint: " + "; ".join(errors))
+        cand = restore_first_good(
+            self.out / "checkpoints", None if folder is None else Path(folder), self._restore
+        )
+        log.info("resumed from %s at step %d", cand, self.global_step)
+        self._truncate_metrics()
+        return cand
 
     def _restore(self, folder: Path) -> None:
         ckpt.load_into(self.model, folder / ckpt.MODEL_FILE)

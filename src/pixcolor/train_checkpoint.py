@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,13 +83,20 @@ def candidate_checkpoints(root: Path) -> list[Path]:
     return [p for p in [last, *epochs, best] if p.is_dir()]
 
 
-def load_trainer(trainer: Trainer, folder: Path | None) -> Path:
-    """Restore ``trainer`` from ``folder`` or from the newest checkpoint that verifies.
+def restore_first_good(
+    root: Path, folder: Path | None, restore: Callable[[Path], None], *, clean: bool = True
+) -> Path:
+    """Restore from ``folder``, or from the newest checkpoint under ``root`` that verifies.
 
-    A corrupt or truncated checkpoint is refused with a warning and the next one is tried.
+    Each candidate is checked against its manifest and handed to ``restore``; a corrupt or
+    truncated one (any :class:`CheckpointError`) is refused with a warning and the next one is
+    tried. With ``clean``, folders left by interrupted checkpoint writes are removed first.
+    Shared by the colorization and SRCNN trainers.
+
+    Returns:
+        The folder restored from.
     """
-    root = trainer.out / "checkpoints"
-    if trainer.dist.is_main:
+    if clean:
         for partial in ckpt.remove_partial_checkpoints(root):
             log.info("removed %s, left by an interrupted checkpoint write", partial)
     candidates = [folder] if folder is not None else candidate_checkpoints(root)
@@ -98,18 +106,27 @@ def load_trainer(trainer: Trainer, folder: Path | None) -> Path:
     for cand in candidates:
         try:
             ckpt.verify_checkpoint_dir(cand)
-            _restore(trainer, cand)
+            restore(cand)
         except CheckpointError as exc:
             errors.append(str(exc))
             log.warning("refusing checkpoint %s: %s", cand, exc)
             continue
-        log.info(
-            "resumed from %s: epoch %d, step %d", cand, trainer.epoch + 1, trainer.step_in_epoch
-        )
-        if trainer.dist.is_main:  # rank 0 alone writes the run folder
-            truncate_metrics(trainer.out / "metrics.jsonl", trainer.global_step)
         return cand
     raise CheckpointError("no usable checkpoint: " + "; ".join(errors))
+
+
+def load_trainer(trainer: Trainer, folder: Path | None) -> Path:
+    """Restore ``trainer`` from ``folder`` or from the newest checkpoint that verifies."""
+    cand = restore_first_good(
+        trainer.out / "checkpoints",
+        folder,
+        lambda f: _restore(trainer, f),
+        clean=trainer.dist.is_main,
+    )
+    log.info("resumed from %s: epoch %d, step %d", cand, trainer.epoch + 1, trainer.step_in_epoch)
+    if trainer.dist.is_main:  # rank 0 alone writes the run folder
+        truncate_metrics(trainer.out / "metrics.jsonl", trainer.global_step)
+    return cand
 
 
 def _restore(trainer: Trainer, folder: Path) -> None:
