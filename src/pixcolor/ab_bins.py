@@ -207,7 +207,7 @@ class ABQuantizer:
         p = prior.double().cpu()
         p = p / p.sum()
         if sigma:
-            c = self.centers.double() * AB_SCALE
+            c = self.centers.double().cpu() * AB_SCALE  # p is on the CPU
             kernel = torch.exp(-torch.cdist(c, c).square() / (2.0 * sigma**2))  # (Q, Q) symmetric
             p = (kernel / kernel.sum(0, keepdim=True)) @ p  # column j spreads bin j's mass
         return p / p.sum()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -54,7 +55,7 @@ class TrainConfig:
     lambda_l1: float = 100.0  # pix2pix: GAN + 100 x L1
     lambda_gan: float = 1.0  # weight of the generator's GAN term
     lambda_bins: float = 1.0  # weight of the ab-bin classification loss (head="bins" only)
-    bins_rebalance: float = 0.5  # Zhang et al. lambda for class rebalancing (0 = none)
+    bins_rebalance: float = 0.5  # Zhang's lambda: mix of prior and uniform; 1 = no rebalancing
     pretrain_epochs: int = 0  # L1-only generator epochs before the GAN stage ("NoGAN")
     # --- optimisation ---
     epochs: int = 20  # total epochs (resume continues up to this number)
@@ -101,7 +102,7 @@ class TrainConfig:
             (self.val_every >= 1 and self.log_every >= 1, "val_every/log_every must be >= 1"),
             (self.grid_images >= 0, "grid_images must be >= 0"),
             (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
-            (self.dist_timeout > 0, "dist_timeout must be positive"),
+            (0 < self.dist_timeout < math.inf, "dist_timeout must be positive and finite"),
         ]
         for ok, message in checks:
             if not ok:

@@ -419,8 +419,12 @@ class Trainer:
     def _log(self, row: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
-        with open(self.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        path = self.out / "metrics.jsonl"
+        try:
+            with open(path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        except OSError as exc:  # disk full, folder removed: a clear message, not a traceback
+            raise PixcolorError(f"{path}: cannot write the training log ({exc})") from None
 
     def _log_start(self) -> None:
         if not self.dist.is_main:
