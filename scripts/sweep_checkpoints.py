@@ -11,6 +11,8 @@ them as JSON lines. Use a selection set that is neither trained on nor the repor
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 from pathlib import Path
 
@@ -24,12 +26,18 @@ from pixcolor.imageio import read_image
 from pixcolor.pipeline import load_model
 
 
+def scaled(predict, gain: float, L, **kw):
+    """``predict(L)`` with ab multiplied by ``gain`` (a chroma gain)."""
+    return predict(L, **kw) * gain
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--images", required=True)
     p.add_argument("--temps", nargs="+", type=float, default=[0.6, 0.8, 1.0, 1.2])
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 224])
+    p.add_argument("--gains", nargs="+", type=float, default=[1.0], help="chroma gains on ab")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=None)
@@ -52,27 +60,29 @@ def main() -> None:
     for ckpt in args.checkpoints:
         model = load_model(ckpt, device=args.device)
         temps = args.temps if hasattr(model.model, "temperature") else [None]
-        for size in args.sizes:
-            for temp in temps:
-                if temp is not None:
-                    model.model.temperature = temp
-                outs = [np.asarray(model.colorize(g, size=size)) for g in grays]
-                o_t = t_of(outs)
-                gain = np.mean(
-                    [float(metrics.psnr(o, t)[0]) for o, t in zip(o_t, truth_t, strict=True)]
-                )
-                spread = np.mean([float(metrics.colour_spread(o)[0]) for o in o_t])
-                row = {
-                    "ckpt": ckpt,
-                    "size": size,
-                    "T": temp,
-                    "gain_db": gain - gray_psnr,
-                    "spread_ratio": spread / truth_spread,
-                }
-                print(json.dumps(row), flush=True)
-                if out:
-                    out.write(json.dumps(row) + "\n")
-                    out.flush()
+        predict = model.predict_ab
+        for size, temp, gain_ab in itertools.product(args.sizes, temps, args.gains):
+            if temp is not None:
+                model.model.temperature = temp
+            model.predict_ab = functools.partial(scaled, predict, gain_ab)
+            outs = [np.asarray(model.colorize(g, size=size)) for g in grays]
+            o_t = t_of(outs)
+            gain = np.mean(
+                [float(metrics.psnr(o, t)[0]) for o, t in zip(o_t, truth_t, strict=True)]
+            )
+            spread = np.mean([float(metrics.colour_spread(o)[0]) for o in o_t])
+            row = {
+                "ckpt": ckpt,
+                "size": size,
+                "T": temp,
+                "chroma_gain": gain_ab,
+                "gain_db": gain - gray_psnr,
+                "spread_ratio": spread / truth_spread,
+            }
+            print(json.dumps(row), flush=True)
+            if out:
+                out.write(json.dumps(row) + "\n")
+                out.flush()
 
 
 if __name__ == "__main__":
