@@ -337,3 +337,35 @@ def test_evaluate_sr_cli(
     assert lines[1].split() == ["image", "bicubic", "SRCNN"]
     assert [line.split()[0] for line in lines[2:]] == ["img0.png", "img1.png", "mean"]
     assert all(len(line.split()) == 3 for line in lines[2:])
+
+
+def test_self_ensemble_averages_the_eight_symmetries(rng: np.random.Generator) -> None:
+    torch.manual_seed(0)
+    model = SRCNN(channels=1, f1=8, f2=4).eval()
+    y = rng.random((13, 17))  # not square: rotations change the shape
+    expected = np.zeros_like(y)
+    for k in range(4):
+        for flip in (False, True):
+            t = np.rot90(y, k)
+            t = t[:, ::-1] if flip else t
+            out = sr.run_srcnn(model, np.ascontiguousarray(t))
+            expected += np.rot90(out[:, ::-1] if flip else out, -k)
+    got = sr.run_srcnn_x8(model, y)
+    assert got.shape == y.shape
+    np.testing.assert_allclose(got, expected / 8, rtol=0, atol=1e-12)
+    # a random network is not equivariant, so the ensemble differs from one pass
+    assert np.abs(got - sr.run_srcnn(model, y)).max() > 1e-4
+
+
+def test_self_ensemble_cli(
+    tiny_weights: Path, tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_images(tmp_path / "hr", rng, 1, 30)
+    args = ["--scale", "3", "--model", str(tiny_weights), "--device", "cpu"]
+    assert main(["evaluate-sr", str(tmp_path / "hr"), *args, "--self-ensemble"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["image", "bicubic", "SRCNN", "x8"]
+    assert lines[-1].split()[0] == "mean" and len(lines[-1].split()) == 3
+    out = tmp_path / "out"
+    assert main(["upscale", str(tmp_path / "hr"), "-o", str(out), *args, "--self-ensemble"]) == 0
+    assert Image.open(out / "img0.png").size == (90, 90)

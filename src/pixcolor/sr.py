@@ -233,9 +233,14 @@ def prepare_eval(hr_paths: Sequence[str | Path], scale: int) -> list[EvalImage]:
 
 
 def evaluate_prepared(
-    images: Sequence[EvalImage], scale: int, model: nn.Module | None = None
+    images: Sequence[EvalImage],
+    scale: int,
+    model: nn.Module | None = None,
+    *,
+    self_ensemble: bool = False,
 ) -> dict[str, Any]:
-    """PSNR (Y, 8-bit, ``scale`` pixels shaved) of bicubic and, with ``model``, SRCNN.
+    """PSNR (Y, 8-bit, ``scale`` pixels shaved) of bicubic and, with ``model``, SRCNN
+    (with ``self_ensemble``, averaged over 8 flips / rotations, :func:`run_srcnn_x8`).
 
     Returns:
         ``{"scale", "images": [{"name", "bicubic", "srcnn"}], "bicubic", "srcnn"}`` with the
@@ -245,7 +250,8 @@ def evaluate_prepared(
     for im in images:
         row = {"name": im.name, "bicubic": psnr_y(im.hr, im.bicubic, scale), "srcnn": None}
         if model is not None:
-            row["srcnn"] = psnr_y(im.hr, run_srcnn(model, im.bicubic / 255.0) * 255.0, scale)
+            run = run_srcnn_x8 if self_ensemble else run_srcnn
+            row["srcnn"] = psnr_y(im.hr, run(model, im.bicubic / 255.0) * 255.0, scale)
         rows.append(row)
 
     def mean(key: str) -> float | None:
@@ -256,7 +262,11 @@ def evaluate_prepared(
 
 
 def evaluate_sr(
-    hr_paths: Sequence[str | Path], scale: int, model: nn.Module | None = None
+    hr_paths: Sequence[str | Path],
+    scale: int,
+    model: nn.Module | None = None,
+    *,
+    self_ensemble: bool = False,
 ) -> dict[str, Any]:
     """The SRCNN paper's protocol on HR images (e.g. Set5); see :func:`evaluate_prepared`.
 
@@ -264,7 +274,9 @@ def evaluate_sr(
     bicubic = ``imresize(LR, scale)``, SRCNN = ``model(bicubic / 255) * 255``; PSNR on 8-bit
     values with ``scale`` border pixels shaved.
     """
-    return evaluate_prepared(prepare_eval(hr_paths, scale), scale, model)
+    return evaluate_prepared(
+        prepare_eval(hr_paths, scale), scale, model, self_ensemble=self_ensemble
+    )
 
 
 # --- running SRCNN ---------------------------------------------------------------------------
@@ -315,6 +327,29 @@ def run_srcnn(model: nn.Module, y: np.ndarray, *, tile: int = TILE) -> np.ndarra
     return out
 
 
+def run_srcnn_x8(model: nn.Module, y: np.ndarray, *, tile: int = TILE) -> np.ndarray:
+    """Geometric self-ensemble: :func:`run_srcnn` on the 8 flips / 90-degree rotations of
+    ``y``, each mapped back and averaged (Lim et al. 2017). Eight times the work; on Set5 x3
+    the shipped weights gain 0.17 dB.
+
+    Args:
+        model: SRCNN on any device.
+        y: ``(H, W)`` bicubic-enlarged Y in [0, 1].
+
+    Returns:
+        ``(H, W)`` float64, the mean of the 8 refined Y (not clipped).
+    """
+    total = np.zeros(y.shape, dtype=np.float64)
+    for k in range(4):
+        for flip in (False, True):
+            t = np.rot90(y, k)
+            t = t[:, ::-1] if flip else t
+            out = run_srcnn(model, np.ascontiguousarray(t), tile=tile)
+            out = out[:, ::-1] if flip else out
+            total += np.rot90(out, -k)
+    return total / 8.0
+
+
 class Upscaler:
     """A loaded SRCNN with the colour handling around it.
 
@@ -342,13 +377,16 @@ class Upscaler:
         value = self.config.get("scale")
         return None if value is None else int(value)
 
-    def upscale(self, image: ImageInput, scale: int | None = None) -> Image.Image:
+    def upscale(
+        self, image: ImageInput, scale: int | None = None, *, self_ensemble: bool = False
+    ) -> Image.Image:
         """Enlarge ``image`` ``scale`` times: Y by bicubic + SRCNN, Cb and Cr by bicubic.
 
         Args:
             image: a path, PIL image, uint8 array ``(H, W[, C])`` or tensor ``(C, H, W)``
                 (uint8, or float in [0, 1]).
             scale: integer factor >= 2 (default: the scale the model was trained for).
+            self_ensemble: average SRCNN over 8 flips / rotations (8x slower, sharper).
 
         Returns:
             An RGB PIL image of exactly ``scale`` times the input's width and height.
@@ -361,7 +399,8 @@ class Upscaler:
         ycbcr = rgb_to_ycbcr(as_uint8_rgb(image))  # (H, W, 3)
         shape = (ycbcr.shape[0] * scale, ycbcr.shape[1] * scale)
         big = imresize(ycbcr, output_shape=shape)  # (sH, sW, 3)
-        big[..., 0] = run_srcnn(self.model, big[..., 0] / 255.0) * 255.0
+        run = run_srcnn_x8 if self_ensemble else run_srcnn
+        big[..., 0] = run(self.model, big[..., 0] / 255.0) * 255.0
         rgb = ycbcr_to_rgb(big)
         return Image.fromarray(quantize(rgb * 255.0).astype(np.uint8))
 
@@ -433,6 +472,7 @@ def upscale(
     *,
     model: Upscaler | nn.Module | str | Path | None = None,
     device: str | torch.device | None = None,
+    self_ensemble: bool = False,
 ) -> Image.Image:
     """One call: enlarge ``image`` ``scale`` times with SRCNN (colour kept by bicubic CbCr).
 
@@ -442,6 +482,7 @@ def upscale(
         model: an :class:`Upscaler`, an SRCNN module, a weights folder / ``.safetensors``
             file, or ``None`` for the shipped ``weights/srcnn-x{scale}``.
         device: where to run a model loaded here (``None``: best available).
+        self_ensemble: average SRCNN over 8 flips / rotations (8x slower).
 
     Returns:
         An RGB PIL image of exactly ``scale`` times the input's size.
@@ -453,4 +494,4 @@ def upscale(
         model = Upscaler(model, {}, device=device or next(model.parameters()).device)
     elif not isinstance(model, Upscaler):
         model = load_upscaler(model, scale=scale, device=device)
-    return model.upscale(image, scale)
+    return model.upscale(image, scale, self_ensemble=self_ensemble)
