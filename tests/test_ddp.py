@@ -21,6 +21,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from PIL import Image
+from train_helpers import tiny_train_config
 
 from pixcolor.config import TrainConfig
 from pixcolor.distributed import DistContext, init_from_env, shutdown
@@ -53,22 +54,13 @@ def _config(tmp_path: Path, n_train: int = 8, n_val: int = 5, **kw) -> TrainConf
         data=str(_photos(tmp_path / "train", n_train)),
         val=str(_photos(tmp_path / "val", n_val, seed=1)),
         out=str(tmp_path / "run"),
-        size=32,
-        generator="unet",
-        generator_kwargs={"base_channels": 8, "num_downs": 5},
-        discriminator_kwargs={"base_channels": 8},
-        batch_size=2,
-        epochs=2,
-        precision="fp32",
         device="cpu",
-        num_workers=0,
         log_every=1,
         keep_last=1,
         grid_images=2,
         dist_timeout=float(JOB_DEADLINE),
     )
-    base.update(kw)
-    return TrainConfig.from_dict(base)
+    return tiny_train_config(**(base | kw))
 
 
 def _free_port() -> int:

@@ -39,6 +39,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
+from train_helpers import tiny_train_config
 
 from pixcolor import checkpoint as ckpt
 from pixcolor import imageio
@@ -662,21 +663,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
     root = tmp_path_factory.mktemp("run")
     for i in range(4):
         _photo(root / "data" / f"{i}.png", (32, 32), seed=i)
-    config = TrainConfig.from_dict(
-        dict(
-            data=str(root / "data"),
-            out=str(root / "run"),
-            size=32,
-            generator="unet",
-            generator_kwargs=TINY,
-            discriminator_kwargs={"base_channels": 8},
-            batch_size=2,
-            epochs=2,
-            precision="fp32",
-            num_workers=0,
-            keep_last=2,
-        )
-    )
+    config = tiny_train_config(data=str(root / "data"), out=str(root / "run"), keep_last=2)
     Trainer(config).fit()
     return config
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from train_helpers import tiny_train_config
 
 from pixcolor.cli import main
 from pixcolor.config import TrainConfig
@@ -28,25 +29,9 @@ def _photos(folder, n=6, size=(40, 48), seed=0):
 
 
 def _tiny(tmp_path, **kw) -> TrainConfig:
-    data = _photos(tmp_path / "data")
-    base = dict(
-        data=str(data),
-        val=str(data),
-        out=str(tmp_path / "run"),
-        size=32,
-        generator="unet",
-        generator_kwargs={"base_channels": 8, "num_downs": 5},
-        discriminator_kwargs={"base_channels": 8},
-        batch_size=2,
-        epochs=2,
-        precision="fp32",
-        num_workers=0,
-        log_every=1,
-        keep_last=2,
-        grid_images=2,
-    )
-    base.update(kw)
-    return TrainConfig.from_dict(base)
+    data = str(_photos(tmp_path / "data"))
+    run = dict(data=data, val=data, out=str(tmp_path / "run"))
+    return tiny_train_config(**(run | dict(log_every=1, keep_last=2, grid_images=2) | kw))
 
 
 def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
