@@ -54,18 +54,21 @@ json.dump(jobs, open(f"{r}/plan.json", "w"), indent=1)
 PYEOF
 $PY scripts/timed_runs.py "$R/plan.json" --deadline "$DEADLINE" --probe "$PROBE" | tee "$R/timed.txt"
 # Score every colorizer snapshot on held-out photos (not photos/val), three runs in parallel.
+# Wait on these PIDs only: a bare `wait` would also wait for the `tee` above, forever.
+pids=()
 for run in bins50 bins75 bins100; do
-  [ -d "$R/$run/snaps" ] && timeout $(($(left) - 90)) $PY scripts/sweep_checkpoints.py "$R/$run"/snaps/epoch_* \
+  [ -d "$R/$run/snaps" ] || continue
+  timeout $(($(left) - 90)) $PY scripts/sweep_checkpoints.py "$R/$run"/snaps/epoch_* \
     --images .gpu/select --limit "$SEL" --temps 0.8 1.0 1.25 --sizes 224 --device "$DEV" \
     --out "$R/$run/sweep.jsonl" >"$R/$run/sweep.log" 2>&1 &
+  pids+=($!)
 done
-wait
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
 # The best snapshots (2 per run, 5 in all) by the target margin min(gain / 1 dB, spread / 0.5), fp16.
-$PY - "$R" "$OUT" <<'PYEOF'
-import json, sys, tarfile, io
+$PY - "$R" "$OUT" "$PY" <<'PYEOF'
+import json, subprocess, sys, tarfile
 from pathlib import Path
-from safetensors.torch import load_file, save
-r, out = Path(sys.argv[1]), Path(sys.argv[2])
+r, out, py = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 picks = []  # at most 2 per run, 5 in all: $OUT brings back 8 files
 for run in ("bins50", "bins75", "bins100"):
     f = r / run / "sweep.jsonl"
@@ -78,12 +81,11 @@ for run in ("bins50", "bins75", "bins100"):
     picks += [(run, x) for x in list(best.values())[:2]]
 for run, x in sorted(picks, key=lambda p: -p[1]["margin"])[:5]:
     ck = Path(x["ckpt"])
-    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(ck / "model.safetensors").items()}
     name = f"{run}_{ck.name}"
+    subprocess.run([py, "-m", "pixcolor", "export", str(ck), "-o", str(r / "export" / name),
+                    "--fp16", "--size", str(x["size"]), "--temperature", str(x["T"])], check=True)
     with tarfile.open(out / f"{name}.tar", "w") as tar:
-        for arc, data in (("model.safetensors", save(sd)), ("config.json", (ck / "config.json").read_bytes())):
-            info = tarfile.TarInfo(f"{name}/{arc}"); info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+        tar.add(r / "export" / name, arcname=name)
     print(run, ck.name, json.dumps(x))
 PYEOF
 for d in "$R"/srexp/*; do
@@ -98,7 +100,7 @@ fi
 if [ "$(left)" -gt 100 ] && [ "$SMOKE" != 1 ] && [ "${BENCH:-1}" = 1 ]; then
   timeout $(($(left) - 20)) $PY benchmarks/train_speed.py --steps 10 --warmup 3 --compile 2>&1 | grep -v 'it/s' | tail -4 | tee "$R/bench_compile.txt"
 fi
-tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude snaps --exclude checkpoints --exclude srexp \
+tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude snaps --exclude checkpoints --exclude srexp --exclude export \
   --exclude '*.safetensors' --exclude state.pt . 2>/dev/null
 ls -la "$OUT"; cat "$R/timed.txt"; echo "elapsed ${SECONDS}s"
 for f in "$R"/*.log; do echo "== $f"; tail -c 400 "$f" | tr '\r' '\n' | tail -3; done
