@@ -8,6 +8,8 @@ Everything runs on generated images and tiny networks; only the Set5 bicubic che
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from pixcolor import sr
 from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
 from pixcolor.errors import ConfigError, PixcolorError
+from pixcolor.interrupt import GracefulInterrupt
 from pixcolor.models.srcnn import SRCNN
 from pixcolor.sr_train import PatchSet, SRTrainConfig, SRTrainer
 
@@ -249,6 +252,41 @@ def test_resume_continues_exactly(tmp_path: Path, rng: np.random.Generator) -> N
     (run / "checkpoints" / "last" / "state.pt").write_bytes(b"garbage")
     again = SRTrainer(tiny_config(tmp_path, rng, out=str(run)))
     assert again.resume().name == "epoch_0002"
+
+
+def test_ctrl_c_checkpoints_and_resumes_exactly(tmp_path: Path, rng: np.random.Generator) -> None:
+    full = SRTrainer(tiny_config(tmp_path, rng, out=str(tmp_path / "full")))
+    full.fit()
+    part = SRTrainer(tiny_config(tmp_path, rng, out=str(tmp_path / "part")))
+    step = part.train_step
+
+    def step_then_ctrl_c(index: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+        loss = step(index, transform)
+        if part.global_step == 2:  # during the third step
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    part.train_step = step_then_ctrl_c
+    part.fit()
+    assert part.global_step == 3 and not (tmp_path / "part" / "export").exists()
+    resumed = SRTrainer(tiny_config(tmp_path, rng, out=str(tmp_path / "part")))
+    resumed.resume()
+    assert resumed.global_step == 3
+    resumed.fit()
+    for key, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_second_ctrl_c_aborts_and_the_handler_is_restored() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with GracefulInterrupt() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    with GracefulInterrupt(enabled=False) as off:  # installs nothing (e.g. under torchrun)
+        assert signal.getsignal(signal.SIGINT) is before and not off.requested
 
 
 # --- API and CLI -----------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -87,6 +89,36 @@ def test_resume_is_bitwise_exact(tmp_path, stop_at):
     resumed.fit()
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("stop_at", [2, 3])  # mid-epoch, and on an epoch's last step
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, stop_at):
+    """A real SIGINT during a step: the step finishes, checkpoints/last is written, fit()
+    returns, the previous handler is back, and --resume ends bit for bit like a full run."""
+    cfg = _tiny(tmp_path / "a")
+    full = Trainer(cfg)
+    full.fit()
+    cfg_b = cfg.replace(out=str(tmp_path / "b"))
+    part = Trainer(cfg_b)
+    step = part.train_step
+
+    def step_then_ctrl_c(*args, **kwargs):
+        losses = step(*args, **kwargs)
+        if part.global_step == stop_at - 1:  # the step counter moves on after train_step
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    part.train_step = step_then_ctrl_c
+    part.fit()
+    assert part.global_step == stop_at
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = Trainer(cfg_b)
+    resumed.resume()
+    assert resumed.global_step == stop_at
+    resumed.fit()
+    a, b = _weights(full), _weights(resumed)
     for key in a:
         assert torch.equal(a[key], b[key]), key
 

@@ -40,6 +40,22 @@ def _pixels(ab_norm: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
     return ab_norm.permute(0, 2, 3, 1).reshape(-1, 2).float(), (b, h, w)
 
 
+def annealed_mean(logits: Tensor, centers: Tensor, temperature: float) -> Tensor:
+    """``softmax(z / T)``-weighted mean of the bin centres (no checks; export-friendly).
+
+    Args:
+        logits: ``(B, Q, H, W)`` unnormalised scores.
+        centers: ``(Q, 2)`` bin centres in ab_norm units.
+        temperature: ``T > 0``.
+
+    Returns:
+        ``(B, 2, H, W)`` float32 ab_norm.
+    """
+    # log_softmax(z)/T differs from z/T by a per-pixel constant: same softmax.
+    p = torch.softmax(logits.float() / temperature, dim=1)
+    return torch.einsum("bqhw,qc->bchw", p, centers.to(device=logits.device, dtype=p.dtype))
+
+
 class ABQuantizer:
     """A set of ab bin centres with encoding, decoding and class-rebalancing helpers.
 
@@ -169,9 +185,7 @@ class ABQuantizer:
             )
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        # log_softmax(z)/T differs from z/T by a per-pixel constant: same softmax.
-        p = torch.softmax(logits.float() / temperature, dim=1)
-        return torch.einsum("bqhw,qc->bchw", p, self.centers.to(logits.device))
+        return annealed_mean(logits, self.centers, temperature)
 
     def empirical_prior(self, ab_norm: Tensor | Iterable[Tensor]) -> Tensor:
         """Pixel counts per bin.

@@ -54,6 +54,12 @@ def available_models() -> list[str]:
     )
 
 
+def model_path(name_or_path: str | Path) -> Path:
+    """Folder of a shipped model name (a colorizer or ``srcnn-xN``); any other name as a path."""
+    shipped = WEIGHTS_DIR / str(name_or_path)
+    return shipped if (shipped / ckpt.MODEL_FILE).is_file() else Path(name_or_path)
+
+
 def load_model(
     name_or_path: str | Path | None = None, device: str | torch.device | None = None
 ) -> Colorizer:

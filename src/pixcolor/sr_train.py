@@ -45,6 +45,7 @@ from pixcolor.device import resolve_device
 from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.files import collect_inputs
 from pixcolor.imageio import read_image
+from pixcolor.interrupt import GracefulInterrupt
 from pixcolor.models.srcnn import SRCNN
 from pixcolor.sr import (
     EvalImage,
@@ -251,6 +252,7 @@ class SRTrainer:
         self.global_step = 0
         self.best_val_psnr = -math.inf
         self.last_val: dict[str, Any] = {}
+        self._interrupt = GracefulInterrupt()  # first Ctrl-C: checkpoint and return
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the network (stored with its weights)."""
@@ -294,24 +296,26 @@ class SRTrainer:
             self.steps_per_epoch,
             self.device,
         )
-        while self.epoch < cfg.epochs:
-            if not self._run_epoch(stop_at_step):
+        with self._interrupt:
+            while self.epoch < cfg.epochs:
+                if not self._run_epoch(stop_at_step):
+                    self.save_checkpoint("last")
+                    reason = "interrupted" if self._interrupt.requested else "stopped"
+                    log.info("%s at step %d; resume with --resume", reason, self.global_step)
+                    return self.last_val
+                self.epoch += 1
+                self.step_in_epoch = 0
+                is_best = False
+                if self.val_images:
+                    self.last_val = self.validate()
+                    is_best = self.last_val["val_psnr"] > self.best_val_psnr
+                    self.best_val_psnr = max(self.best_val_psnr, self.last_val["val_psnr"])
                 self.save_checkpoint("last")
-                log.info("stopped at step %d; resume with --resume", self.global_step)
-                return self.last_val
-            self.epoch += 1
-            self.step_in_epoch = 0
-            is_best = False
-            if self.val_images:
-                self.last_val = self.validate()
-                is_best = self.last_val["val_psnr"] > self.best_val_psnr
-                self.best_val_psnr = max(self.best_val_psnr, self.last_val["val_psnr"])
-            self.save_checkpoint("last")
-            if is_best:
-                self.save_checkpoint("best")
-            if cfg.keep_last:
-                self.save_checkpoint(f"epoch_{self.epoch:04d}")
-                prune_epoch_checkpoints(self.out / "checkpoints", cfg.keep_last)
+                if is_best:
+                    self.save_checkpoint("best")
+                if cfg.keep_last:
+                    self.save_checkpoint(f"epoch_{self.epoch:04d}")
+                    prune_epoch_checkpoints(self.out / "checkpoints", cfg.keep_last)
         plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         self.export()
         return self.last_val
@@ -364,7 +368,9 @@ class SRTrainer:
                     }
                 )
                 loss_sum, count, t0 = torch.zeros_like(loss_sum), 0, time.perf_counter()
-            if stop_at_step is not None and self.global_step >= stop_at_step:
+            if self._interrupt.requested or (
+                stop_at_step is not None and self.global_step >= stop_at_step
+            ):
                 bar.close()
                 return False
         bar.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import signal
 import time
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
@@ -28,6 +27,7 @@ from pixcolor.config import TrainConfig
 from pixcolor.device import fast_bf16, resolve_device
 from pixcolor.distributed import DistContext
 from pixcolor.errors import CheckpointError, PixcolorError
+from pixcolor.interrupt import GracefulInterrupt
 from pixcolor.losses import GANLoss
 from pixcolor.metrics import ab_l1, psnr
 from pixcolor.train_checkpoint import (
@@ -120,7 +120,8 @@ class Trainer:
         self.step_in_epoch = 0  # completed steps of the current epoch
         self.global_step = 0
         self.best_val_l1 = math.inf
-        self._stop_requested = False
+        # Under torchrun, Ctrl-C reaches the agent, which stops every worker: no graceful save.
+        self._interrupt = GracefulInterrupt(enabled=not self.dist.enabled)
 
     # --- schedule ------------------------------------------------------------------------
     def _lr_factor(self, epoch: int) -> float:
@@ -255,15 +256,13 @@ class Trainer:
             cfg.save(self.out / "config.json")
         self._log_start()
         last_val: dict[str, Any] = {}
-        # Under torchrun, Ctrl-C reaches the agent, which stops every worker: no graceful save.
-        previous = None if self.dist.enabled else self._install_sigint()
-        try:
+        with self._interrupt:
             while self.epoch < cfg.epochs:
                 finished = self._run_epoch(stop_at_step)
                 if not finished:
                     self.save_checkpoint("last")
                     self.dist.barrier()  # no rank leaves before rank 0 has written it
-                    reason = "interrupted" if self._stop_requested else "stopped"
+                    reason = "interrupted" if self._interrupt.requested else "stopped"
                     log.info(
                         "%s at epoch %d step %d; saved checkpoints/last (resume with --resume)",
                         reason,
@@ -290,8 +289,6 @@ class Trainer:
                     self.save_checkpoint(f"epoch_{self.epoch:04d}")
                     self._prune_epochs()
                 self.dist.barrier()  # no rank runs ahead of (or exits before) a checkpoint
-        finally:
-            signal.signal(signal.SIGINT, previous) if previous is not None else None
         if self.dist.is_main:
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         return last_val
@@ -357,7 +354,7 @@ class Trainer:
                     }
                 )
                 sums, count, t0 = {}, 0, time.perf_counter()
-            if self._stop_requested or (
+            if self._interrupt.requested or (
                 stop_at_step is not None and self.global_step >= stop_at_step
             ):
                 bar.close()
@@ -446,22 +443,6 @@ class Trainer:
             cfg.grad_accum,
             cfg.batch_size * self.dist.world_size * cfg.grad_accum,
         )
-
-    def _install_sigint(self):
-        """First Ctrl-C: finish the step, save, exit. Second: stop at once."""
-        try:
-            previous = signal.getsignal(signal.SIGINT)
-
-            def handler(signum, frame):
-                if self._stop_requested:
-                    raise KeyboardInterrupt
-                self._stop_requested = True
-                log.info("Ctrl-C: saving a checkpoint after this step (again to abort)")
-
-            signal.signal(signal.SIGINT, handler)
-            return previous
-        except ValueError:  # not the main thread
-            return None
 
     # --- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, name: str) -> Path | None:

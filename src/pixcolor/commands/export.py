@@ -3,6 +3,9 @@
 Takes a training checkpoint folder (or any model folder), optionally stores the weights in
 fp16 (half the size; inference casts back to fp32), and sets the default working size and,
 for ab-bin models, the annealed-mean temperature.
+
+``pixcolor export MODEL --onnx -o FILE.onnx`` writes an ONNX file instead (colorizers and
+SRCNN; needs the ``onnx`` extra), checked against PyTorch with onnxruntime before it is written.
 """
 
 from __future__ import annotations
@@ -17,22 +20,30 @@ import torch
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand."""
     p = sub.add_parser("export", help="turn a checkpoint into a release model folder")
-    p.add_argument("checkpoint", type=Path, help="checkpoint or model folder")
+    p.add_argument("checkpoint", help="checkpoint or model folder, or a shipped model name")
     p.add_argument("-o", "--out", type=Path, required=True, help="release folder")
     p.add_argument("--fp16", action="store_true", help="store weights as float16")
     p.add_argument("--size", type=int, default=None, help="default working size")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (bins)")
     p.add_argument("--note", default=None, help="free text stored in config.json")
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="write an ONNX file (-o FILE.onnx) with dynamic batch and size; needs pixcolor[onnx]",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load, adjust and save the model."""
+    if args.onnx:
+        return _run_onnx(args)
     from pixcolor.checkpoint import load_into, read_model_config, save_model
     from pixcolor.errors import PixcolorError
     from pixcolor.models import create_generator
+    from pixcolor.pipeline import model_path
 
-    weights, config = read_model_config(args.checkpoint)
+    weights, config = read_model_config(model_path(args.checkpoint))
     kwargs = dict(config.get("kwargs", {}))
     if args.temperature is not None:
         if kwargs.get("head") != "bins":
@@ -56,4 +67,23 @@ def run(args: argparse.Namespace) -> int:
     )
     size_mb = (args.out / "model.safetensors").stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB): {json.dumps({'arch': config['arch'], **kwargs})}")
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    """``--onnx``: export, check against PyTorch, report."""
+    from pixcolor.errors import PixcolorError
+    from pixcolor.onnx_export import export_onnx
+
+    if args.fp16 or args.note:
+        raise PixcolorError("--fp16 and --note apply to release folders, not to --onnx")
+    if args.out.suffix != ".onnx":
+        raise PixcolorError(f"{args.out}: with --onnx, -o names the .onnx file to write")
+    result = export_onnx(args.checkpoint, args.out, size=args.size, temperature=args.temperature)
+    size_mb = result.path.stat().st_size / 1e6
+    print(
+        f"wrote {result.path} ({size_mb:.1f} MB, {result.kind}): input {result.input_name} "
+        f"(B,1,H,W), output {result.output_name}; H, W multiples of {result.stride}; "
+        f"onnxruntime matches PyTorch to {result.max_abs_diff:.1e}"
+    )
     return 0

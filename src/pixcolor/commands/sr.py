@@ -135,6 +135,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     metrics = trainer.fit()
+    if trainer.epoch < config.epochs:  # Ctrl-C: checkpoints/last holds the run
+        print(f"stopped in epoch {trainer.epoch + 1}; continue with --resume --out {config.out}")
+        return 0
     if metrics:
         print(
             f"x{config.scale}: val PSNR {metrics['val_psnr']:.3f} dB "

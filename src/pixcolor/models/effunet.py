@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import pickle
 import re
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pixcolor.ab_bins import ABQuantizer
+from pixcolor.ab_bins import ABQuantizer, annealed_mean
 from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models.blocks import NormName, conv_bias, norm_layer
 
@@ -69,7 +68,10 @@ class SameConv2d(nn.Conv2d):
         for size, k, s in zip(
             reversed(x.shape[-2:]), self.kernel_size[::-1], self.stride[::-1], strict=True
         ):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            # max((ceil(size / s) - 1) * s + k - size, 0), in integers: symbolic sizes
+            # (torch.export, ONNX with dynamic H and W) decide it from size % s alone.
+            rest = size % s
+            total = max(k - (s if rest == 0 else rest), 0)
             pads += [total // 2, total - total // 2]  # F.pad order: left, right, top, bottom
         return super().forward(F.pad(x, pads) if any(pads) else x)
 
@@ -393,5 +395,5 @@ class EffUNet(nn.Module):
         if not self._centers_ready:
             raise RuntimeError("bin centres not set: call set_bin_centers() or load a state dict")
         logits = self.forward_logits(l_norm)  # (B, Q, H/4, W/4)
-        ab = self.quantizer.decode(logits, self.temperature)  # (B, 2, H/4, W/4), float32
+        ab = annealed_mean(logits, self.bin_centers, self.temperature)  # (B, 2, H/4, W/4) fp32
         return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)

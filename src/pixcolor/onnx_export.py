@@ -1,0 +1,224 @@
+"""ONNX export of a colorizer or an SRCNN, checked against PyTorch with onnxruntime.
+
+Needs the ``onnx`` extra (``pip install "pixcolor[onnx]"``: onnx, onnxscript for PyTorch's
+exporter, onnxruntime for the check). The file has dynamic batch, height and width and carries
+its contract in the ONNX metadata (``pixcolor.*`` keys), so other runtimes can use it without
+pixcolor:
+
+- colorizer: input ``l_norm`` ``(B, 1, H, W)`` float32, ``L / 50 - 1`` in [-1, 1], H and W
+  multiples of ``pixcolor.stride``; output ``ab_norm`` ``(B, 2, H, W)``, ``ab / 110`` in
+  [-1, 1]. Resizing L to the working size (``pixcolor.size``), upsampling ab back and joining it
+  with the full-resolution L stay with the caller (see :mod:`pixcolor.pipeline`).
+- SRCNN: input ``y`` ``(B, 1, H, W)``, the bicubic-enlarged BT.601 Y in [0, 1] (any H, W);
+  output ``y_sr`` of the same shape, not clipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixcolor import checkpoint as ckpt
+from pixcolor.errors import PixcolorError
+
+OPSET = 18
+ATOL = 1e-4  # onnxruntime vs PyTorch, fp32, on outputs in about [-1, 1]
+_NEEDED = ("onnx", "onnxscript", "onnxruntime")
+_CHATTY = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")  # loggers quieted in export
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What :func:`export_onnx` wrote and how well onnxruntime reproduced PyTorch."""
+
+    path: Path
+    kind: str  # "colorizer" or "srcnn"
+    input_name: str
+    output_name: str
+    stride: int
+    max_abs_diff: float  # worst |onnxruntime - PyTorch| over the checked shapes
+    checked_shapes: tuple[tuple[int, int, int, int], ...]
+
+
+def _require_onnx() -> None:
+    missing = [m for m in _NEEDED if importlib.util.find_spec(m) is None]
+    if missing:
+        raise PixcolorError(f"ONNX export needs {', '.join(missing)}: pip install 'pixcolor[onnx]'")
+
+
+def _load(name_or_path: str | Path, temperature: float | None) -> tuple[nn.Module, dict, str]:
+    """The fp32 CPU network, its config and its kind, from a shipped name or a model folder."""
+    from pixcolor.pipeline import load_model, model_path
+    from pixcolor.sr import load_upscaler
+
+    path = model_path(name_or_path)
+    if not path.exists():
+        raise PixcolorError(f"{name_or_path}: no such model folder or shipped model")
+    _, config = ckpt.read_model_config(path)
+    if config.get("arch") == "srcnn":
+        net, kind = load_upscaler(path, device="cpu").model, "srcnn"
+    else:
+        net, kind = load_model(path, device="cpu").model, "colorizer"
+    if temperature is not None:
+        if getattr(net, "output_kind", None) != "bins":
+            raise PixcolorError("--temperature applies to ab-bin models only (head='bins')")
+        if not 0.01 <= temperature <= 1.0:
+            raise PixcolorError("--temperature must be in [0.01, 1]")
+        net.temperature = float(temperature)
+        config = {**config, "kwargs": {**config.get("kwargs", {}), "temperature": temperature}}
+    net = net.float().to(memory_format=torch.contiguous_format).eval()
+    return net, config, kind
+
+
+def _stride(net: nn.Module, kind: str) -> int:
+    if kind == "srcnn":
+        return 1
+    return int(getattr(net, "stride", 2 ** getattr(net, "num_downs", 8)))
+
+
+def _metadata(config: dict[str, Any], kind: str, stride: int, size: int) -> dict[str, str]:
+    from pixcolor import __version__
+
+    contract = {
+        "colorizer": (
+            "l_norm (B,1,H,W) float32 = L/50-1 in [-1,1], H and W multiples of stride",
+            "ab_norm (B,2,H,W) float32 = ab/110 in [-1,1]",
+        ),
+        "srcnn": (
+            "y (B,1,H,W) float32 = bicubic-enlarged BT.601 Y in [0,1]",
+            "y_sr (B,1,H,W) float32, refined Y (clip to [0,1])",
+        ),
+    }[kind]
+    return {
+        "pixcolor.version": __version__,
+        "pixcolor.kind": kind,
+        "pixcolor.arch": str(config.get("arch")),
+        "pixcolor.kwargs": json.dumps(config.get("kwargs", {}), sort_keys=True),
+        "pixcolor.stride": str(stride),
+        "pixcolor.size": str(size),
+        "pixcolor.scale": str(config.get("scale", "")),
+        "pixcolor.input": contract[0],
+        "pixcolor.output": contract[1],
+    }
+
+
+def export_onnx(
+    name_or_path: str | Path,
+    out: str | Path,
+    *,
+    size: int | None = None,
+    temperature: float | None = None,
+    opset: int = OPSET,
+) -> OnnxExport:
+    """Export a colorizer or SRCNN to ``out`` (``.onnx``), atomically, and check it.
+
+    The graph is traced at a working-size example and exported with dynamic batch, height and
+    width (multiples of the network's stride for colorizers). onnxruntime then runs the file
+    at two shapes (the example and a non-square one, batch 2) against the PyTorch network.
+
+    Args:
+        name_or_path: a shipped model name (``default``, ``srcnn-x3``) or a model folder.
+        out: the ``.onnx`` file to write (its folder is created).
+        size: working size recorded in the metadata and used for the example (default: the
+            model's own, or 64 for SRCNN).
+        temperature: annealed-mean T for ab-bin colorizers (default: the model's).
+        opset: ONNX opset.
+
+    Returns:
+        An :class:`OnnxExport` with the names, stride and the measured max abs difference.
+
+    Raises:
+        PixcolorError: onnx packages missing, model not found, or onnxruntime disagrees with
+            PyTorch by more than ``ATOL``.
+    """
+    _require_onnx()
+    import onnx
+    import onnxruntime as ort
+
+    net, config, kind = _load(name_or_path, temperature)
+    stride = _stride(net, kind)
+    size = int(size or config.get("size", 64 if kind == "srcnn" else 256))
+    side = max(stride, -(-size // stride) * stride)
+    names = ("y", "y_sr") if kind == "srcnn" else ("l_norm", "ab_norm")
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    if stride > 1:
+        h = stride * torch.export.Dim("h", min=1, max=16384 // stride)
+        w = stride * torch.export.Dim("w", min=1, max=16384 // stride)
+    else:
+        h, w = torch.export.Dim("h", min=8, max=16384), torch.export.Dim("w", min=8, max=16384)
+    gen = torch.Generator().manual_seed(0)
+    example = _random_input((1, 1, side, side), kind, gen)
+    with _quiet():
+        program = torch.onnx.export(
+            net,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[names[0]],
+            output_names=[names[1]],
+            dynamic_shapes={_forward_arg(net): {0: batch, 2: h, 3: w}},
+            verbose=False,
+        )
+    model = program.model_proto
+    for key, value in _metadata(config, kind, stride, size).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    other = (2, 1, side + stride * max(1, 8 // stride), max(stride, side - stride))
+    shapes = ((1, 1, side, side), other)
+    worst = 0.0
+    for shape in shapes:
+        x = _random_input(shape, kind, gen)
+        with torch.inference_mode():
+            ref = net(x).numpy()
+        got = session.run(None, {names[0]: x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise PixcolorError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    if not worst <= ATOL:
+        raise PixcolorError(f"onnxruntime differs from PyTorch by {worst:.3g} (> {ATOL})")
+    out = Path(out)
+    ckpt.atomic_write_bytes(out, data)  # only a file that passed the check is written
+    return OnnxExport(out, kind, names[0], names[1], stride, worst, shapes)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's progress logs and deprecation warnings for the call."""
+    loggers = [logging.getLogger(name) for name in _CHATTY]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _random_input(shape: tuple[int, ...], kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Uniform inputs over the network's range: [0, 1] for SRCNN, [-1, 1] for colorizers."""
+    x = torch.rand(shape, generator=gen)
+    return x if kind == "srcnn" else x * 2 - 1
+
+
+def _forward_arg(net: nn.Module) -> str:
+    """Name of the forward's input argument (``dynamic_shapes`` is keyed by it)."""
+    return next(iter(inspect.signature(net.forward).parameters))

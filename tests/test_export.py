@@ -1,0 +1,139 @@
+"""Tests for ``pixcolor export``: release folders (fp16, size, temperature) and ONNX files.
+
+The ONNX files are checked here independently of the exporter's own check: onnxruntime runs
+them at shapes the export never saw and is compared with the PyTorch network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pixcolor.checkpoint import save_model
+from pixcolor.cli import main
+from pixcolor.models import create_generator, create_srcnn
+from pixcolor.pipeline import load_model
+from pixcolor.sr import load_upscaler
+
+TINY_UNET = {"base_channels": 8, "num_downs": 5}
+TINY_SR = {"variant": "955", "channels": 1, "f1": 8, "f2": 4}
+needs_onnx = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
+    reason="needs the onnx extra",
+)
+
+
+@pytest.fixture
+def tiny_unet(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    g = create_generator("unet", **TINY_UNET)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode matters
+        for m in g.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return save_model(g, tmp_path / "unet", "unet", TINY_UNET, extra={"size": 64})
+
+
+@pytest.fixture
+def tiny_sr(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    return save_model(
+        create_srcnn(**TINY_SR), tmp_path / "sr", "srcnn", TINY_SR, extra={"scale": 3}
+    )
+
+
+def test_release_folder_fp16_size_and_temperature(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "release"
+    assert main(["export", "default", "-o", str(out), "--fp16", "--size", "160",
+                 "--temperature", "0.5"]) == 0  # fmt: skip
+    assert "wrote" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["size"] == 160 and config["kwargs"]["temperature"] == 0.5
+    shipped, exported = load_model(device="cpu"), load_model(out, device="cpu")
+    assert exported.size == 160 and exported.model.temperature == 0.5
+    exported.model.temperature = shipped.model.temperature  # same weights otherwise
+    L = torch.rand(1, 1, 64, 96) * 100
+    torch.testing.assert_close(exported.predict_ab(L), shipped.predict_ab(L), rtol=0, atol=1e-4)
+
+
+def test_release_folder_refuses_temperature_on_tanh_models(tiny_unet: Path, capsys) -> None:
+    assert main(["export", str(tiny_unet), "-o", str(tiny_unet.parent / "x"),
+                 "--temperature", "0.5"]) == 2  # fmt: skip
+    assert "ab-bin models only" in capsys.readouterr().err
+
+
+def _ort_run(path: Path, name: str, x: torch.Tensor) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {name: x.numpy()})[0]
+
+
+@needs_onnx
+def test_onnx_colorizer_dynamic_shapes_match_pytorch(tiny_unet: Path, capsys) -> None:
+    import onnx
+
+    out = tiny_unet.parent / "unet.onnx"
+    assert main(["export", str(tiny_unet), "--onnx", "-o", str(out)]) == 0
+    assert "onnxruntime matches PyTorch" in capsys.readouterr().out
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["pixcolor.kind"] == "colorizer" and meta["pixcolor.stride"] == "32"
+    assert meta["pixcolor.size"] == "64" and json.loads(meta["pixcolor.kwargs"]) == TINY_UNET
+    net = load_model(tiny_unet, device="cpu").model.float().eval()
+    for shape in [(1, 1, 32, 32), (3, 1, 96, 160)]:  # shapes the export did not see
+        x = torch.rand(shape) * 2 - 1
+        with torch.inference_mode():
+            ref = net(x).numpy()
+        got = _ort_run(out, "l_norm", x)
+        assert got.shape == (shape[0], 2, *shape[2:])
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+@needs_onnx
+def test_onnx_shipped_default_bins_head(tmp_path: Path) -> None:
+    """The shipped model (EfficientNet encoder with SAME padding, ab-bin head) exports with
+    dynamic sizes and keeps its temperature."""
+    from pixcolor.onnx_export import export_onnx
+
+    result = export_onnx("default", tmp_path / "default.onnx", temperature=1.0)
+    assert result.kind == "colorizer" and result.max_abs_diff < 1e-4
+    net = load_model(device="cpu").model.float().eval()
+    net.temperature = 1.0
+    x = torch.rand(1, 1, 96, 128) * 2 - 1
+    with torch.inference_mode():
+        ref = net(x).numpy()
+    np.testing.assert_allclose(_ort_run(result.path, "l_norm", x), ref, rtol=0, atol=1e-4)
+
+
+@needs_onnx
+def test_onnx_srcnn_any_size(tiny_sr: Path) -> None:
+    from pixcolor.onnx_export import export_onnx
+
+    result = export_onnx(tiny_sr, tiny_sr.parent / "sub" / "sr.onnx")
+    assert result.path.is_file() and result.stride == 1
+    net = load_upscaler(tiny_sr, device="cpu").model.float().eval()
+    x = torch.rand(2, 1, 37, 23)
+    with torch.inference_mode():
+        ref = net(x).numpy()
+    np.testing.assert_allclose(_ort_run(result.path, "y", x), ref, rtol=0, atol=1e-5)
+
+
+def test_onnx_errors_are_one_line(tiny_unet: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    bad_name = tmp_path / "model.onx"
+    assert main(["export", str(tiny_unet), "--onnx", "-o", str(bad_name)]) == 2
+    assert "names the .onnx file" in capsys.readouterr().err
+    assert main(["export", str(tiny_unet), "--onnx", "--fp16", "-o", str(tmp_path / "a.onnx")]) == 2
+    assert "--fp16" in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name)
+    )
+    assert main(["export", str(tiny_unet), "--onnx", "-o", str(tmp_path / "a.onnx")]) == 2
+    assert "pip install 'pixcolor[onnx]'" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*.tmp"))
