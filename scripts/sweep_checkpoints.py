@@ -5,7 +5,8 @@ colour spread as a fraction of the truth's, the two figures of the quality targe
 them as JSON lines. Use a selection set that is neither trained on nor the reported val set.
 
     python scripts/sweep_checkpoints.py CKPT... --images DIR [--temps 0.6 0.8 1.0]
-        [--sizes 160 224] [--limit N] [--out sweep.jsonl] [--device cuda]
+        [--sizes 160 224] [--gains 1.0 1.2] [--flips 0 1] [--limit N] [--out sweep.jsonl]
+        [--device cuda]
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from pixcolor.imageio import read_image
 from pixcolor.pipeline import load_model
 
 
-def scaled(predict, gain: float, L, **kw):
-    """``predict(L)`` with ab multiplied by ``gain`` (a chroma gain)."""
-    return predict(L, **kw) * gain
+def scaled(predict, gain: float, flip: bool, L, **kw):
+    """``predict(L)`` with ab multiplied by ``gain`` (a chroma gain); with ``flip``, the mean of
+    the predictions for L and its mirror image (test-time augmentation)."""
+    ab = predict(L, **kw)
+    if flip:
+        ab = 0.5 * (ab + predict(L.flip(-1), **kw).flip(-1))
+    return ab * gain
 
 
 def main() -> None:
@@ -38,6 +43,7 @@ def main() -> None:
     p.add_argument("--temps", nargs="+", type=float, default=[0.6, 0.8, 1.0, 1.2])
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 224])
     p.add_argument("--gains", nargs="+", type=float, default=[1.0], help="chroma gains on ab")
+    p.add_argument("--flips", nargs="+", type=int, default=[0], help="1: mirror-image TTA")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=None)
@@ -61,10 +67,11 @@ def main() -> None:
         model = load_model(ckpt, device=args.device)
         temps = args.temps if hasattr(model.model, "temperature") else [None]
         predict = model.predict_ab
-        for size, temp, gain_ab in itertools.product(args.sizes, temps, args.gains):
+        grid = itertools.product(args.sizes, temps, args.gains, args.flips)
+        for size, temp, gain_ab, flip in grid:
             if temp is not None:
                 model.model.temperature = temp
-            model.predict_ab = functools.partial(scaled, predict, gain_ab)
+            model.predict_ab = functools.partial(scaled, predict, gain_ab, bool(flip))
             outs = [np.asarray(model.colorize(g, size=size)) for g in grays]
             o_t = t_of(outs)
             gain = np.mean(
@@ -76,6 +83,7 @@ def main() -> None:
                 "size": size,
                 "T": temp,
                 "chroma_gain": gain_ab,
+                "flip_tta": bool(flip),
                 "gain_db": gain - gray_psnr,
                 "spread_ratio": spread / truth_spread,
             }

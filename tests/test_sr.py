@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from pixcolor import sr
-from pixcolor.checkpoint import save_model
+from pixcolor.checkpoint import load_into, save_model
 from pixcolor.cli import main
 from pixcolor.errors import ConfigError, PixcolorError
 from pixcolor.interrupt import GracefulInterrupt
@@ -252,6 +252,18 @@ def test_resume_continues_exactly(tmp_path: Path, rng: np.random.Generator) -> N
     (run / "checkpoints" / "last" / "state.pt").write_bytes(b"garbage")
     again = SRTrainer(tiny_config(tmp_path, rng, out=str(run)))
     assert again.resume().name == "epoch_0002"
+
+
+def test_init_fine_tunes_from_given_weights(tmp_path: Path, rng: np.random.Generator) -> None:
+    kwargs = {"variant": "955", "channels": 1, "f1": 16, "f2": 8}  # as tiny_config
+    start = save_model(SRCNN(**kwargs), tmp_path / "start", "srcnn", kwargs, dtype=torch.float32)
+    trainer = SRTrainer(tiny_config(tmp_path, rng, init=str(start)))
+    loaded = SRCNN(**kwargs)
+    load_into(loaded, start / "model.safetensors")
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(trainer.model.state_dict()[key], value, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="--init needs SRCNN weights"):
+        SRTrainer(tiny_config(tmp_path, rng, init=str(start), f1=8))
 
 
 def test_ctrl_c_checkpoints_and_resumes_exactly(tmp_path: Path, rng: np.random.Generator) -> None:

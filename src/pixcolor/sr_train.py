@@ -47,6 +47,7 @@ from pixcolor.files import collect_inputs
 from pixcolor.imageio import read_image
 from pixcolor.interrupt import GracefulInterrupt
 from pixcolor.models.srcnn import SRCNN
+from pixcolor.pipeline import model_path
 from pixcolor.sr import (
     EvalImage,
     evaluate_prepared,
@@ -74,6 +75,7 @@ class SRTrainConfig:
     out: str = "runs/srcnn-x3"  # run folder: checkpoints, metrics.jsonl, curves.png
     export: str | None = None  # exported weights folder at the end (None: <out>/export)
     export_from: Literal["last", "best"] = "last"  # which checkpoint is exported
+    init: str | None = None  # start from these weights (folder or srcnn-xN; fine-tuning)
     scale: int = 3  # upscaling factor (2, 3, 4)
     patch: int = 33  # sub-image side (paper: 33)
     stride: int = 14  # sub-image stride (paper: 14)
@@ -232,7 +234,10 @@ class SRTrainer:
             torch.backends.cudnn.benchmark = True  # fixed patch size: autotuning pays off
         torch.manual_seed(cfg.seed)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model = SRCNN(**self.model_kwargs()).to(self.device, memory_format=fmt)
+        self.model = SRCNN(**self.model_kwargs())
+        if cfg.init:
+            self._load_init(model_path(cfg.init))
+        self.model.to(self.device, memory_format=fmt)
         self.loss_margin = cfg.loss_margin
         self.opt = torch.optim.Adam(self.model.param_groups(cfg.lr))
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]
@@ -253,6 +258,16 @@ class SRTrainer:
         self.best_val_psnr = -math.inf
         self.last_val: dict[str, Any] = {}
         self._interrupt = GracefulInterrupt()  # first Ctrl-C: checkpoint and return
+
+    def _load_init(self, path: Path) -> None:
+        """Copy the weights of an SRCNN model folder or file into the fresh network."""
+        weights, config = ckpt.read_model_config(path)
+        if config.get("arch") != "srcnn" or config.get("kwargs", {}) != self.model_kwargs():
+            raise ConfigError(
+                f"{path}: --init needs SRCNN weights with {self.model_kwargs()}, "
+                f"not {config.get('arch')} {config.get('kwargs')}"
+            )
+        ckpt.load_into(self.model, weights)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the network (stored with its weights)."""
