@@ -130,6 +130,17 @@ def test_onnx_errors_are_one_line(tiny_unet: Path, tmp_path: Path, monkeypatch, 
     assert "names the .onnx file" in capsys.readouterr().err
     assert main(["export", str(tiny_unet), "--onnx", "--fp16", "-o", str(tmp_path / "a.onnx")]) == 2
     assert "--fp16" in capsys.readouterr().err
+    if not any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")):
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("unsupported operator aten::frobnicate\n(pages of detail)")
+
+        with monkeypatch.context() as m:
+            m.setattr(torch.onnx, "export", broken)
+            assert main(["export", str(tiny_unet), "--onnx", "-o", str(tmp_path / "a.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert "ONNX export failed (RuntimeError: unsupported operator" in err
+        assert "pages of detail" not in err
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name)

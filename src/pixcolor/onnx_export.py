@@ -160,17 +160,23 @@ def export_onnx(
         h, w = torch.export.Dim("h", min=8, max=16384), torch.export.Dim("w", min=8, max=16384)
     gen = torch.Generator().manual_seed(0)
     example = _random_input((1, 1, side, side), kind, gen)
-    with _quiet():
-        program = torch.onnx.export(
-            net,
-            (example,),
-            dynamo=True,
-            opset_version=opset,
-            input_names=[names[0]],
-            output_names=[names[1]],
-            dynamic_shapes={_forward_arg(net): {0: batch, 2: h, 3: w}},
-            verbose=False,
-        )
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                net,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[names[0]],
+                output_names=[names[1]],
+                dynamic_shapes={_forward_arg(net): {0: batch, 2: h, 3: w}},
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter's errors are pages long: keep the first line
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise PixcolorError(
+            f"{name_or_path}: ONNX export failed ({type(exc).__name__}: {first})"
+        ) from exc
     model = program.model_proto
     for key, value in _metadata(config, kind, stride, size).items():
         entry = model.metadata_props.add()
