@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
@@ -273,8 +274,12 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.dist.broadcast_buffers(self.G_raw, self.D_raw)
-                self.sched_g.step()
-                self.sched_d.step()
+                with warnings.catch_warnings():
+                    # Resumed at an epoch's end, no optimizer step precedes this one; the
+                    # schedule's position comes from the checkpoint, so the order warning is moot.
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
+                    self.sched_g.step()
+                    self.sched_d.step()
                 is_best = False
                 if self.val_set is not None and (
                     self.epoch % cfg.val_every == 0 or self.epoch == cfg.epochs
