@@ -53,5 +53,7 @@ class GracefulInterrupt:
         tb: TracebackType | None,
     ) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+            # getsignal() gives None for a handler not installed from Python: use the default.
+            previous = signal.SIG_DFL if self._previous is None else self._previous
+            signal.signal(signal.SIGINT, previous)
             self._installed = False
