@@ -68,6 +68,17 @@ def test_release_folder_refuses_temperature_on_tanh_models(tiny_unet: Path, caps
     assert "ab-bin models only" in capsys.readouterr().err
 
 
+def test_release_folder_of_an_srcnn(tiny_sr: Path, capsys) -> None:
+    out = tiny_sr.parent / "release"
+    assert main(["export", str(tiny_sr), "-o", str(out), "--fp16"]) == 0
+    assert json.loads((out / "config.json").read_text())["scale"] == 3
+    a = load_upscaler(tiny_sr, device="cpu").model
+    b = load_upscaler(out, device="cpu").model
+    x = torch.rand(1, 1, 20, 24)
+    with torch.inference_mode():
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-2)  # fp16 storage
+
+
 def _ort_run(path: Path, name: str, x: torch.Tensor) -> np.ndarray:
     import onnxruntime as ort
 

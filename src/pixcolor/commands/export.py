@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_onnx(args)
     from pixcolor.checkpoint import load_into, read_model_config, save_model
     from pixcolor.errors import PixcolorError
-    from pixcolor.models import create_generator
+    from pixcolor.models import create_generator, create_srcnn
     from pixcolor.pipeline import model_path
 
     weights, config = read_model_config(model_path(args.checkpoint))
@@ -51,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         if not 0.01 <= args.temperature <= 1.0:
             raise PixcolorError("--temperature must be in [0.01, 1]")
         kwargs["temperature"] = args.temperature
-    model = load_into(create_generator(config["arch"], **kwargs), weights)
+    if config["arch"] == "srcnn":
+        network = create_srcnn(**kwargs)
+    else:
+        network = create_generator(config["arch"], **kwargs)
+    model = load_into(network, weights)
     extra = {k: v for k, v in config.items() if k not in ("arch", "kwargs")}
     if args.size is not None:
         extra["size"] = args.size
