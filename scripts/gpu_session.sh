@@ -88,6 +88,14 @@ for run, x in sorted(picks, key=lambda p: -p[1]["margin"])[:5]:
         tar.add(r / "export" / name, arcname=name)
     print(run, ck.name, json.dumps(x))
 PYEOF
+# An SR job stopped by the deadline before its end exported nothing: export its last checkpoint
+# (saved on SIGINT), so that the lease still brings its weights back.
+for job in "$R"/sr-x*/; do
+  name=$(basename "$job")
+  if [ ! -d "$R/srexp/$name" ] && [ -d "$job/checkpoints/last" ]; then
+    $PY -m pixcolor export "$job/checkpoints/last" -o "$R/srexp/$name" 2>&1
+  fi
+done
 for d in "$R"/srexp/*; do
   scale=$(basename "$d" | sed 's/^sr-x\([0-9]\).*/\1/')
   [ -d "$d" ] && $PY -m pixcolor evaluate-sr .gpu/sr/Set5 --scale "$scale" --model "$d" --device "$DEV" 2>&1 \
