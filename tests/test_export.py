@@ -22,10 +22,8 @@ from pixcolor.sr import load_upscaler
 
 TINY_UNET = {"base_channels": 8, "num_downs": 5}
 TINY_SR = {"variant": "955", "channels": 1, "f1": 8, "f2": 4}
-needs_onnx = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
-    reason="needs the onnx extra",
-)
+HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason="needs the onnx extra")
 
 
 @pytest.fixture
@@ -141,7 +139,7 @@ def test_onnx_errors_are_one_line(tiny_unet: Path, tmp_path: Path, monkeypatch, 
     assert "names the .onnx file" in capsys.readouterr().err
     assert main(["export", str(tiny_unet), "--onnx", "--fp16", "-o", str(tmp_path / "a.onnx")]) == 2
     assert "--fp16" in capsys.readouterr().err
-    if not any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")):
+    if HAVE_ONNX:
 
         def broken(*args, **kwargs):
             raise RuntimeError("unsupported operator aten::frobnicate\n(pages of detail)")

@@ -60,26 +60,11 @@ def _require_onnx() -> None:
 
 def _load(name_or_path: str | Path, temperature: float | None) -> tuple[nn.Module, dict, str]:
     """The fp32 CPU network, its config and its kind, from a shipped name or a model folder."""
-    from pixcolor.pipeline import load_model, model_path
-    from pixcolor.sr import load_upscaler
+    from pixcolor.pipeline import load_network
 
-    path = model_path(name_or_path)
-    if not path.exists():
-        raise PixcolorError(f"{name_or_path}: no such model folder or shipped model")
-    _, config = ckpt.read_model_config(path)
-    if config.get("arch") == "srcnn":
-        net, kind = load_upscaler(path, device="cpu").model, "srcnn"
-    else:
-        net, kind = load_model(path, device="cpu").model, "colorizer"
-    if temperature is not None:
-        if getattr(net, "output_kind", None) != "bins":
-            raise PixcolorError("--temperature applies to ab-bin models only (head='bins')")
-        if not 0.01 <= temperature <= 1.0:
-            raise PixcolorError("--temperature must be in [0.01, 1]")
-        net.temperature = float(temperature)
-        config = {**config, "kwargs": {**config.get("kwargs", {}), "temperature": temperature}}
-    net = net.float().to(memory_format=torch.contiguous_format).eval()
-    return net, config, kind
+    net, config = load_network(name_or_path, temperature=temperature)
+    kind = "srcnn" if config["arch"] == "srcnn" else "colorizer"
+    return net.to(memory_format=torch.contiguous_format), config, kind
 
 
 def _stride(net: nn.Module, kind: str) -> int:

@@ -28,7 +28,7 @@ from pixcolor.color import denormalize_ab, normalize_l, recolor_uint8, rgb_to_la
 from pixcolor.device import resolve_device
 from pixcolor.errors import PixcolorError
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image, to_array
-from pixcolor.models import create_generator
+from pixcolor.models import create_generator, create_srcnn
 
 # Shipped weights: one folder per model name (model.safetensors + config.json).
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -58,6 +58,47 @@ def model_path(name_or_path: str | Path) -> Path:
     """Folder of a shipped model name (a colorizer or ``srcnn-xN``); any other name as a path."""
     shipped = WEIGHTS_DIR / str(name_or_path)
     return shipped if (shipped / ckpt.MODEL_FILE).is_file() else Path(name_or_path)
+
+
+def load_network(
+    name_or_path: str | Path, *, temperature: float | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The bare network of a shipped name or model folder: a colorizer or an SRCNN.
+
+    For re-exporting (``pixcolor export``, ONNX); colorizing goes through :func:`load_model`.
+
+    Args:
+        name_or_path: a shipped model name (``default``, ``srcnn-x3``) or a model folder / file.
+        temperature: a new annealed-mean T for ab-bin colorizers, in [0.01, 1].
+
+    Returns:
+        The fp32 network on the CPU in eval mode, and its config with ``kwargs`` as built.
+
+    Raises:
+        PixcolorError: no such model, or ``temperature`` on a model without ab bins or out
+            of range.
+        CheckpointError: unreadable weights or config.
+    """
+    path = model_path(name_or_path)
+    if not path.exists():
+        raise PixcolorError(f"{name_or_path}: no such model folder or shipped model")
+    weights, config = ckpt.read_model_config(path)
+    kwargs = dict(config.get("kwargs", {}))
+    if temperature is not None:
+        if kwargs.get("head") != "bins":
+            raise PixcolorError("--temperature applies to ab-bin models only (head='bins')")
+        if not 0.01 <= temperature <= 1.0:
+            raise PixcolorError("--temperature must be in [0.01, 1]")
+        kwargs["temperature"] = float(temperature)
+    try:
+        if config["arch"] == "srcnn":
+            network = create_srcnn(**kwargs)
+        else:
+            network = create_generator(config["arch"], **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ckpt.CheckpointError(f"{path}: bad model config ({exc})") from None
+    ckpt.load_into(network, weights)
+    return network.float().eval(), {**config, "kwargs": kwargs}
 
 
 def load_model(

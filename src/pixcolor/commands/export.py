@@ -38,24 +38,11 @@ def run(args: argparse.Namespace) -> int:
     """Load, adjust and save the model."""
     if args.onnx:
         return _run_onnx(args)
-    from pixcolor.checkpoint import load_into, read_model_config, save_model
-    from pixcolor.errors import PixcolorError
-    from pixcolor.models import create_generator, create_srcnn
-    from pixcolor.pipeline import model_path
+    from pixcolor.checkpoint import save_model
+    from pixcolor.pipeline import load_network
 
-    weights, config = read_model_config(model_path(args.checkpoint))
-    kwargs = dict(config.get("kwargs", {}))
-    if args.temperature is not None:
-        if kwargs.get("head") != "bins":
-            raise PixcolorError("--temperature applies to ab-bin models only (head='bins')")
-        if not 0.01 <= args.temperature <= 1.0:
-            raise PixcolorError("--temperature must be in [0.01, 1]")
-        kwargs["temperature"] = args.temperature
-    if config["arch"] == "srcnn":
-        network = create_srcnn(**kwargs)
-    else:
-        network = create_generator(config["arch"], **kwargs)
-    model = load_into(network, weights)
+    model, config = load_network(args.checkpoint, temperature=args.temperature)
+    kwargs = config["kwargs"]
     extra = {k: v for k, v in config.items() if k not in ("arch", "kwargs")}
     if args.size is not None:
         extra["size"] = args.size
