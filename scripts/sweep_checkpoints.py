@@ -3,10 +3,12 @@
 For each (checkpoint, T, size) it prints the mean PSNR gain over the gray baseline and the mean
 colour spread as a fraction of the truth's, the two figures of the quality target, and writes
 them as JSON lines. Use a selection set that is neither trained on nor the reported val set.
+With ``--ensemble`` the checkpoints are scored once, as one model: the mean of their ab
+predictions (all at the same T).
 
     python scripts/sweep_checkpoints.py CKPT... --images DIR [--temps 0.6 0.8 1.0]
-        [--sizes 160 224] [--gains 1.0 1.2] [--flips 0 1] [--limit N] [--out sweep.jsonl]
-        [--device cuda]
+        [--sizes 160 224] [--gains 1.0 1.2] [--flips 0 1] [--ensemble] [--limit N]
+        [--out sweep.jsonl] [--device cuda]
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def scaled(predict, gain: float, flip: bool, L, **kw):
     return ab * gain
 
 
+def averaged(predicts: list, L, **kw):
+    """The mean of several colorizers' ab predictions (their ``predict_ab``) for the same ``L``."""
+    return torch.stack([predict(L, **kw) for predict in predicts]).mean(0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoints", nargs="+")
@@ -44,6 +51,7 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 224])
     p.add_argument("--gains", nargs="+", type=float, default=[1.0], help="chroma gains on ab")
     p.add_argument("--flips", nargs="+", type=int, default=[0], help="1: mirror-image TTA")
+    p.add_argument("--ensemble", action="store_true", help="score the mean of all checkpoints")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=None)
@@ -63,14 +71,17 @@ def main() -> None:
     truth_spread = np.mean([float(metrics.colour_spread(t)[0]) for t in truth_t])
     print(f"{len(truths)} photos: gray {gray_psnr:.2f} dB, truth spread {truth_spread:.2f}")
     out = args.out.open("a") if args.out else None
-    for ckpt in args.checkpoints:
-        model = load_model(ckpt, device=args.device)
-        temps = args.temps if hasattr(model.model, "temperature") else [None]
-        predict = model.predict_ab
+    groups = [args.checkpoints] if args.ensemble else [[c] for c in args.checkpoints]
+    for group in groups:
+        members = [load_model(c, device=args.device) for c in group]
+        model, ckpt = members[0], "+".join(group)
+        temps = args.temps if all(hasattr(m.model, "temperature") for m in members) else [None]
+        predict = functools.partial(averaged, [m.predict_ab for m in members])
         grid = itertools.product(args.sizes, temps, args.gains, args.flips)
         for size, temp, gain_ab, flip in grid:
             if temp is not None:
-                model.model.temperature = temp
+                for m in members:
+                    m.model.temperature = temp
             model.predict_ab = functools.partial(scaled, predict, gain_ab, bool(flip))
             outs = [np.asarray(model.colorize(g, size=size)) for g in grays]
             o_t = t_of(outs)

@@ -132,6 +132,7 @@ def test_norm_instance_and_rgb_input() -> None:
         {"head": "softmax"},
         {"head": "bins", "out_channels": 3},
         {"temperature": 0.0},
+        {"chroma_gain": 0.0},
     ],
 )
 def test_bad_config_raises(kwargs: dict) -> None:

@@ -60,10 +60,27 @@ def test_release_folder_fp16_size_and_temperature(tmp_path: Path, capsys) -> Non
     torch.testing.assert_close(exported.predict_ab(L), shipped.predict_ab(L), rtol=0, atol=1e-4)
 
 
+def test_release_folder_chroma_gain_scales_the_predicted_ab(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "release"
+    assert main(["export", "default", "-o", str(out), "--chroma-gain", "1.25"]) == 0
+    assert json.loads((out / "config.json").read_text())["kwargs"]["chroma_gain"] == 1.25
+    shipped, exported = load_model(device="cpu"), load_model(out, device="cpu")
+    L = torch.rand(1, 1, 64, 96) * 100
+    ref = shipped.predict_ab(L) / shipped.model.chroma_gain
+    torch.testing.assert_close(exported.predict_ab(L), 1.25 * ref, rtol=0, atol=1e-4)
+    assert float(ref.abs().mean()) > 1  # the shipped model predicts some colour
+    for bad in ("0.2", "3"):
+        assert main(["export", "default", "-o", str(out), "--chroma-gain", bad]) == 2
+        assert "--chroma-gain must be in [0.5, 2]" in capsys.readouterr().err
+
+
 def test_release_folder_refuses_temperature_on_tanh_models(tiny_unet: Path, capsys) -> None:
     assert main(["export", str(tiny_unet), "-o", str(tiny_unet.parent / "x"),
                  "--temperature", "0.5"]) == 2  # fmt: skip
     assert "ab-bin models only" in capsys.readouterr().err
+    assert main(["export", str(tiny_unet), "-o", str(tiny_unet.parent / "x"),
+                 "--chroma-gain", "1.2"]) == 2  # fmt: skip
+    assert "effunet colorizers only" in capsys.readouterr().err
 
 
 def test_release_folder_of_an_srcnn(tiny_sr: Path, capsys) -> None:
@@ -107,13 +124,14 @@ def test_onnx_colorizer_dynamic_shapes_match_pytorch(tiny_unet: Path, capsys) ->
 @needs_onnx
 def test_onnx_shipped_default_bins_head(tmp_path: Path) -> None:
     """The shipped model (EfficientNet encoder with SAME padding, ab-bin head) exports with
-    dynamic sizes and keeps its temperature."""
+    dynamic sizes and keeps its temperature and chroma gain."""
     from pixcolor.onnx_export import export_onnx
 
-    result = export_onnx("default", tmp_path / "default.onnx", temperature=1.0)
+    out = tmp_path / "default.onnx"
+    result = export_onnx("default", out, temperature=1.0, chroma_gain=1.2)
     assert result.kind == "colorizer" and result.max_abs_diff < 1e-4
     net = load_model(device="cpu").model.float().eval()
-    net.temperature = 1.0
+    net.temperature, net.chroma_gain = 1.0, 1.2
     x = torch.rand(1, 1, 96, 128) * 2 - 1
     with torch.inference_mode():
         ref = net(x).numpy()

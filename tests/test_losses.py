@@ -1,4 +1,4 @@
-"""Tests for GANLoss, l1_loss and the pix2pix weight init."""
+"""Tests for GANLoss, l1_loss, the colour-spread loss and the pix2pix weight init."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from pixcolor import losses
-from pixcolor.losses import DEFAULT_LAMBDA_L1, GANLoss, init_weights, l1_loss
+from pixcolor import losses, metrics
+from pixcolor.color import lab_normalized_to_rgb
+from pixcolor.losses import (
+    DEFAULT_LAMBDA_L1,
+    GANLoss,
+    colour_spread_rgb,
+    init_weights,
+    l1_loss,
+    spread_loss,
+)
 from pixcolor.models import blocks
 
 LOGITS = [0.0, 2.0, -1.0, 0.5]
@@ -95,3 +103,39 @@ def test_init_weights_std_argument() -> None:
     conv = init_weights(nn.Conv2d(64, 64, 4, bias=False), std=0.1).requires_grad_(False)
     assert conv.bias is None
     assert float(conv.weight.std()) == pytest.approx(0.1, rel=0.05)
+
+
+def _lab_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """L_norm (2,1,24,24) and ab_norm (2,2,24,24): a colourful image and a faintly tinted one."""
+    L = torch.rand(2, 1, 24, 24) * 1.2 - 0.6
+    ab = (torch.rand(2, 2, 24, 24) - 0.5) * torch.tensor([0.6, 0.02]).view(2, 1, 1, 1)
+    return L, ab
+
+
+def test_colour_spread_rgb_matches_the_8bit_metric() -> None:
+    L, ab = _lab_batch()
+    rgb = lab_normalized_to_rgb(L, ab)
+    ours = colour_spread_rgb(rgb) * 255
+    ref = metrics.colour_spread((rgb * 255).round().to(torch.uint8)).float()
+    assert torch.allclose(ours, ref, atol=0.2), (ours, ref)
+    assert ours[0] > 10 * ours[1]  # the tinted image has far less spread
+
+
+def test_spread_loss_is_zero_at_the_truth_and_two_sided() -> None:
+    L, ab = _lab_batch()
+    assert float(spread_loss(L, ab, ab)) < 1e-6
+    truth = colour_spread_rgb(lab_normalized_to_rgb(L, ab))
+    for scale in (0.3, 2.0):  # washed out, then too colourful
+        pred = (ab * scale).requires_grad_(True)
+        opt = torch.optim.Adam([pred], lr=0.01)
+        before = float(spread_loss(L, pred, ab))
+        for _ in range(40):
+            opt.zero_grad()
+            spread_loss(L, pred, ab).backward()
+            opt.step()
+        after = float(spread_loss(L, pred, ab))
+        assert after < 0.5 * before, (scale, before, after)
+        moved = colour_spread_rgb(lab_normalized_to_rgb(L, pred.detach()))
+        if scale < 1:
+            assert (moved > colour_spread_rgb(lab_normalized_to_rgb(L, ab * scale))).all()
+        assert torch.allclose(moved, truth, atol=0.5 * before)

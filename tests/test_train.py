@@ -75,6 +75,15 @@ def test_tiny_overfit(tmp_path):
     assert end < 0.35 * start, (start, end)
 
 
+def test_spread_term_adds_to_the_generator_loss(tmp_path):
+    trainer = Trainer(_tiny(tmp_path, gan_mode="none", lambda_spread=3.0))
+    batch = torch.stack([trainer.train_set[i]["rgb"] for i in range(2)])
+    losses = trainer.train_step(*trainer._prepare(batch, 0, 0), gan=False)
+    expected = 100.0 * losses["loss_l1"] + 3.0 * losses["loss_spread"]
+    assert float(losses["loss_spread"]) > 0
+    assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize("stop_at", [4, 3])  # epoch boundary (3 steps/epoch) and mid-epoch
 def test_resume_is_bitwise_exact(tmp_path, stop_at):
     cfg = _tiny(tmp_path / "a")
@@ -167,6 +176,7 @@ def test_config_round_trip(tmp_path):
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"precision": "fp8"}, "must be one of"),
         ({"lr_g": 2.0}, "learning rates"),
+        ({"lambda_spread": -1.0}, "lambda_spread must be >= 0"),
     ],
 )
 def test_config_validation(bad, message):

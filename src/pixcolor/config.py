@@ -56,6 +56,7 @@ class TrainConfig:
     lambda_gan: float = 1.0  # weight of the generator's GAN term
     lambda_bins: float = 1.0  # weight of the ab-bin classification loss (head="bins" only)
     bins_rebalance: float = 0.5  # Zhang's lambda: mix of prior and uniform; 1 = no rebalancing
+    lambda_spread: float = 0.0  # weight of |colour spread(output) - spread(truth)| per image
     pretrain_epochs: int = 0  # L1-only generator epochs before the GAN stage ("NoGAN")
     # --- optimisation ---
     epochs: int = 20  # total epochs (resume continues up to this number)
@@ -90,6 +91,7 @@ class TrainConfig:
             (self.num_workers is None or self.num_workers >= 0, "num_workers must be >= 0"),
             (self.lambda_l1 >= 0 and self.lambda_gan >= 0, "loss weights must be >= 0"),
             (self.lambda_bins >= 0, "lambda_bins must be >= 0"),
+            (self.lambda_spread >= 0, "lambda_spread must be >= 0"),
             (0.0 <= self.bins_rebalance <= 1.0, "bins_rebalance must be in [0, 1]"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (0 <= self.pretrain_epochs <= self.epochs, "pretrain_epochs must be in [0, epochs]"),

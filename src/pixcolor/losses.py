@@ -1,4 +1,5 @@
-"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN) and the L1 reconstruction term.
+"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN), the L1 reconstruction term
+and ``spread_loss``, which matches each output's amount of colour to its truth's.
 
 ``init_weights`` lives with the layers in ``pixcolor.models.blocks`` and is re-exported here.
 """
@@ -11,9 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pixcolor.color import lab_normalized_to_rgb
 from pixcolor.models.blocks import init_weights
 
-__all__ = ["DEFAULT_LAMBDA_L1", "GANLoss", "init_weights", "l1_loss"]
+__all__ = [
+    "DEFAULT_LAMBDA_L1",
+    "GANLoss",
+    "colour_spread_rgb",
+    "init_weights",
+    "l1_loss",
+    "spread_loss",
+]
 
 # Weight of the L1 term against the GAN term: lambda = 100 in pix2pix (Isola et al., CVPR 2017,
 # Sec. 4 / junyanz ``--lambda_L1``).
@@ -74,3 +83,42 @@ def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
         Scalar mean |pred - target|.
     """
     return F.l1_loss(pred, target)
+
+
+def colour_spread_rgb(rgb: Tensor, eps: float = 1e-6) -> Tensor:
+    """Differentiable per-image colour spread sqrt(var(R - G) + var((R + G) / 2 - B)).
+
+    The first term of Hasler and Suesstrunk's colourfulness, as :func:`pixcolor.metrics.
+    colour_spread` computes it on 8-bit images, but on floats in [0, 1] (so 1/255 of it).
+
+    Args:
+        rgb: ``(B, 3, H, W)`` sRGB in [0, 1].
+        eps: added under the square root, so the gradient of a gray image is finite.
+
+    Returns:
+        ``(B,)`` spreads, about 0.14 for a typical photo and 0 for a gray one.
+    """
+    r, g, b = rgb.float().flatten(2).unbind(1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return torch.sqrt(rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + eps)
+
+
+def spread_loss(L_norm: Tensor, pred_ab: Tensor, true_ab: Tensor) -> Tensor:
+    """Mean over images of |spread(prediction) - spread(truth)|, both joined with the same L.
+
+    A colour-amount term in the spirit of DDColor's colourfulness loss, but two-sided: it asks
+    for as much colour as the truth has, so it pushes washed-out outputs towards colour and
+    keeps near-gray scenes near gray, instead of rewarding colour everywhere.
+
+    Args:
+        L_norm: ``(B, 1, H, W)`` in [-1, 1].
+        pred_ab: ``(B, 2, H, W)`` predicted ab_norm (differentiable).
+        true_ab: ``(B, 2, H, W)`` true ab_norm.
+
+    Returns:
+        Scalar loss in [0, 1] sRGB units (a typical photo's spread is about 0.14).
+    """
+    pred = colour_spread_rgb(lab_normalized_to_rgb(L_norm.float(), pred_ab.float()))
+    with torch.no_grad():
+        true = colour_spread_rgb(lab_normalized_to_rgb(L_norm.float(), true_ab.float()))
+    return (pred - true).abs().mean()

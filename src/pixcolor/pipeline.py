@@ -61,7 +61,10 @@ def model_path(name_or_path: str | Path) -> Path:
 
 
 def load_network(
-    name_or_path: str | Path, *, temperature: float | None = None
+    name_or_path: str | Path,
+    *,
+    temperature: float | None = None,
+    chroma_gain: float | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The bare network of a shipped name or model folder: a colorizer or an SRCNN.
 
@@ -70,13 +73,15 @@ def load_network(
     Args:
         name_or_path: a shipped model name (``default``, ``srcnn-x3``) or a model folder / file.
         temperature: a new annealed-mean T for ab-bin colorizers, in [0.01, 1].
+        chroma_gain: a new factor on the predicted ab of an ``effunet`` colorizer, in
+            [0.5, 2] (1 = none).
 
     Returns:
         The fp32 network on the CPU in eval mode, and its config with ``kwargs`` as built.
 
     Raises:
-        PixcolorError: no such model, or ``temperature`` on a model without ab bins or out
-            of range.
+        PixcolorError: no such model, ``temperature`` on a model without ab bins,
+            ``chroma_gain`` on another architecture, or either out of range.
         CheckpointError: unreadable weights or config.
     """
     path = model_path(name_or_path)
@@ -90,6 +95,12 @@ def load_network(
         if not 0.01 <= temperature <= 1.0:
             raise PixcolorError("--temperature must be in [0.01, 1]")
         kwargs["temperature"] = float(temperature)
+    if chroma_gain is not None:
+        if config.get("arch") != "effunet":
+            raise PixcolorError("--chroma-gain applies to effunet colorizers only")
+        if not 0.5 <= chroma_gain <= 2.0:
+            raise PixcolorError("--chroma-gain must be in [0.5, 2]")
+        kwargs["chroma_gain"] = float(chroma_gain)
     try:
         if config["arch"] == "srcnn":
             network = create_srcnn(**kwargs)

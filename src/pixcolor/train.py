@@ -29,7 +29,7 @@ from pixcolor.device import fast_bf16, resolve_device
 from pixcolor.distributed import DistContext
 from pixcolor.errors import CheckpointError, PixcolorError
 from pixcolor.interrupt import GracefulInterrupt
-from pixcolor.losses import GANLoss
+from pixcolor.losses import GANLoss, spread_loss
 from pixcolor.metrics import ab_l1, psnr
 from pixcolor.train_checkpoint import (
     candidate_checkpoints,
@@ -217,6 +217,10 @@ class Trainer:
                     loss_bins = F.cross_entropy(logits.float(), target, weight=self.bins_weights)
                     loss_g = loss_g + cfg.lambda_bins * loss_bins
                     losses["loss_bins"] = loss_bins.detach()
+                if cfg.lambda_spread > 0:
+                    loss_spread = spread_loss(L, fake, ab)
+                    loss_g = loss_g + cfg.lambda_spread * loss_spread
+                    losses["loss_spread"] = loss_spread.detach()
             if first:
                 self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss_g / accum).backward()

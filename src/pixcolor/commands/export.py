@@ -2,7 +2,7 @@
 
 Takes a training checkpoint folder (or any model folder), optionally stores the weights in
 fp16 (half the size; inference casts back to fp32), and sets the default working size and,
-for ab-bin models, the annealed-mean temperature.
+for ab-bin models, the annealed-mean temperature (and for effunet colorizers a chroma gain).
 
 ``pixcolor export MODEL --onnx -o FILE.onnx`` writes an ONNX file instead (colorizers and
 SRCNN; needs the ``onnx`` extra), checked against PyTorch with onnxruntime before it is written.
@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fp16", action="store_true", help="store weights as float16")
     p.add_argument("--size", type=int, default=None, help="default working size")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (bins)")
+    p.add_argument(
+        "--chroma-gain", type=float, default=None, help="factor on predicted ab (effunet)"
+    )
     p.add_argument("--note", default=None, help="free text stored in config.json")
     p.add_argument(
         "--onnx",
@@ -41,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from pixcolor.checkpoint import save_model
     from pixcolor.pipeline import load_network
 
-    model, config = load_network(args.checkpoint, temperature=args.temperature)
+    model, config = load_network(
+        args.checkpoint, temperature=args.temperature, chroma_gain=args.chroma_gain
+    )
     kwargs = config["kwargs"]
     extra = {k: v for k, v in config.items() if k not in ("arch", "kwargs")}
     if args.size is not None:
@@ -70,7 +75,13 @@ def _run_onnx(args: argparse.Namespace) -> int:
         raise PixcolorError("--fp16 and --note apply to release folders, not to --onnx")
     if args.out.suffix != ".onnx":
         raise PixcolorError(f"{args.out}: with --onnx, -o names the .onnx file to write")
-    result = export_onnx(args.checkpoint, args.out, size=args.size, temperature=args.temperature)
+    result = export_onnx(
+        args.checkpoint,
+        args.out,
+        size=args.size,
+        temperature=args.temperature,
+        chroma_gain=args.chroma_gain,
+    )
     size_mb = result.path.stat().st_size / 1e6
     print(
         f"wrote {result.path} ({size_mb:.1f} MB, {result.kind}): input {result.input_name} "

@@ -249,6 +249,8 @@ class EffUNet(nn.Module):
         head: ``"tanh"`` (regression) or ``"bins"`` (classification over ab bins).
         num_bins: Number of ab bins of the ``"bins"`` head; 0 means the full default grid.
         temperature: Annealed-mean temperature of :meth:`forward` for ``"bins"`` (0.38 in Zhang).
+        chroma_gain: Factor on the predicted ab (a saturation gain chosen on held-out photos
+            after training; 1 = none). Above 1, ab_norm can leave [-1, 1].
         pretrained: Load the ImageNet encoder weights (needs the ``pretrained`` extra).
         norm: Decoder normalisation; the encoder always keeps its BatchNorm.
 
@@ -268,6 +270,7 @@ class EffUNet(nn.Module):
         head: HeadName = "tanh",
         num_bins: int = 0,
         temperature: float = 0.38,
+        chroma_gain: float = 1.0,
         pretrained: bool = False,
         norm: NormName = "batch",
     ) -> None:
@@ -282,9 +285,12 @@ class EffUNet(nn.Module):
             raise ConfigError("head='bins' predicts ab: needs out_channels=2 and num_bins >= 0")
         if not temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
+        if not 0 < chroma_gain <= 4:
+            raise ConfigError(f"chroma_gain must be in (0, 4], got {chroma_gain}")
         self.in_channels = in_channels
         self.output_kind: str = head
         self.temperature = float(temperature)
+        self.chroma_gain = float(chroma_gain)
 
         self.encoder = EfficientNetLite0Encoder()
         skip_channels = (*self.encoder.channels[-2::-1], in_channels)  # 112, 40, 24, 16, in
@@ -388,12 +394,13 @@ class EffUNet(nn.Module):
             l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1], H and W multiples of 32.
 
         Returns:
-            ``(B, out_channels, H, W)`` ab_norm in [-1, 1].
+            ``(B, out_channels, H, W)`` ab_norm in [-1, 1], times ``chroma_gain``.
         """
         if self.output_kind == "tanh":
-            return torch.tanh(self.head(self._features(l_norm)))
+            return torch.tanh(self.head(self._features(l_norm))) * self.chroma_gain
         if not self._centers_ready:
             raise RuntimeError("bin centres not set: call set_bin_centers() or load a state dict")
         logits = self.forward_logits(l_norm)  # (B, Q, H/4, W/4)
         ab = annealed_mean(logits, self.bin_centers, self.temperature)  # (B, 2, H/4, W/4) fp32
-        return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+        ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+        return ab * self.chroma_gain
