@@ -4,7 +4,8 @@
 # ../shared/data/photos/train. See MODEL_CARD.md for the figures this gave.
 #
 # 200 of the 1,801 training photos are held out (splits/holdout/val.txt) to choose the epoch,
-# the annealing temperature and the working size; photos/val is used only for the final report.
+# the annealing temperature, the working size and the chroma gain; photos/val is used only
+# for the final report.
 set -euo pipefail
 PHOTOS=${PHOTOS:-../shared/data/photos}
 RUN=${RUN:-runs/cpu_r10}
@@ -20,9 +21,18 @@ $PIX train --data cache/hold160 --load-size 160 --size 128 \
   --gan-mode none --lambda-l1 10 --bins-rebalance 1.0 --augment crop --crop-min-scale 0.5 \
   --epochs 14 --decay-epochs 7 --batch-size 16 --keep-last 30 \
   --log-every 20 --num-workers 0 --seed 0
+# Stage 2: fine-tune epoch 10 on 224 px crops of a 240 px cache (the scale the 224 px working
+# size shows the model), epochs 11-16 with the learning rate decaying over all six; epoch 14 ships.
+FT=${FT:-runs/ft224}
+$PIX data prepare splits/holdout/train.txt --out cache/hold240 --size 240
+mkdir -p "$FT/checkpoints"
+cp -r "$RUN/checkpoints/epoch_0010" "$FT/checkpoints/"
+cp "$RUN/config.json" "$FT/config.json"
+$PIX train --resume --out "$FT" --data cache/hold240 --load-size 240 --size 224 \
+  --no-pretrained-encoder --epochs 16 --decay-epochs 6 --num-workers 0
 # Selection on the held-out photos (full resolution): gain over gray and colour spread.
-$PY scripts/sweep_checkpoints.py "$RUN"/checkpoints/epoch_00{08,10,12,14} \
-  --images splits/holdout/images --temps 0.7 0.85 1.0 --sizes 160 224 --device cpu \
-  --out "$RUN/sweep.jsonl"
-$PIX export "$RUN/checkpoints/epoch_${EPOCH:-0010}" -o src/pixcolor/weights/default --fp16 \
-  --size "${SIZE:-224}" --temperature "${TEMPERATURE:-0.7}"
+$PY scripts/sweep_checkpoints.py "$FT"/checkpoints/epoch_00{12,14,16} \
+  --images splits/holdout/images --temps 0.7 --sizes 224 --gains 1.0 1.15 1.3 --device cpu \
+  --out "$FT/sweep.jsonl"
+$PIX export "$FT/checkpoints/epoch_${EPOCH:-0014}" -o src/pixcolor/weights/default --fp16 \
+  --size "${SIZE:-224}" --temperature "${TEMPERATURE:-0.7}" --chroma-gain "${GAIN:-1.3}"

@@ -68,7 +68,7 @@ def test_release_folder_chroma_gain_scales_the_predicted_ab(tmp_path: Path, caps
     L = torch.rand(1, 1, 64, 96) * 100
     ref = shipped.predict_ab(L) / shipped.model.chroma_gain
     torch.testing.assert_close(exported.predict_ab(L), 1.25 * ref, rtol=0, atol=1e-4)
-    assert float(ref.abs().mean()) > 1  # the shipped model predicts some colour
+    assert float(ref.abs().mean()) > 0.3  # not all zero: the gain has something to scale
     for bad in ("0.2", "3"):
         assert main(["export", "default", "-o", str(out), "--chroma-gain", bad]) == 2
         assert "--chroma-gain must be in [0.5, 2]" in capsys.readouterr().err

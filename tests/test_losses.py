@@ -128,12 +128,12 @@ def test_spread_loss_is_zero_at_the_truth_and_two_sided() -> None:
     for scale in (0.3, 2.0):  # washed out, then too colourful
         pred = (ab * scale).requires_grad_(True)
         opt = torch.optim.Adam([pred], lr=0.01)
-        before = float(spread_loss(L, pred, ab))
+        before = float(spread_loss(L, pred, ab).detach())
         for _ in range(40):
             opt.zero_grad()
             spread_loss(L, pred, ab).backward()
             opt.step()
-        after = float(spread_loss(L, pred, ab))
+        after = float(spread_loss(L, pred, ab).detach())
         assert after < 0.5 * before, (scale, before, after)
         moved = colour_spread_rgb(lab_normalized_to_rgb(L, pred.detach()))
         if scale < 1:
