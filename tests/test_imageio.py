@@ -426,15 +426,18 @@ def test_target_appearing_meanwhile_is_not_clobbered(tmp_path: Path) -> None:
     assert target.read_bytes() == b"old"
 
 
-def test_save_failure_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def disk_full(self, fp, *args, **kwargs):
+@pytest.mark.parametrize("name", ["out.png", "out.jpg"])  # pixcolor.png, then Pillow
+def test_save_failure_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name) -> None:
+    def disk_full(*args, **kwargs):
+        fp = next(a for a in args if hasattr(a, "write"))
         fp.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
+    monkeypatch.setattr("pixcolor.imageio.write_png", disk_full)
     with pytest.raises(PixcolorError, match="No space left") as info:
-        save_image_atomic(Image.new("RGB", (2, 2)), tmp_path / "out.png")
-    assert "out.png" in str(info.value)
+        save_image_atomic(Image.new("RGB", (2, 2)), tmp_path / name)
+    assert name in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
 

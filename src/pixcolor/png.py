@@ -1,0 +1,100 @@
+"""A fast PNG writer for 8-bit gray, gray+alpha, RGB and RGBA images.
+
+Pillow chooses a PNG filter per row by trying four of them, which costs more than the
+compression itself: a 12 MP colorized photo takes about 1.2 s to write at zlib level 1 on this
+project's 2-core CPU. Here every row uses the Sub filter (one vectorised numpy subtraction),
+and the zlib stream is deflated in independent pieces on several threads (zlib releases the
+GIL), joined the way ``pigz`` joins them: each piece but the last ends with a full flush, so
+the pieces are byte-aligned raw deflate data, and one Adler-32 of all the data closes the
+stream. The files are ordinary PNGs of about the same size as Pillow's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
+
+import numpy as np
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gray+alpha, RGB, RGBA)
+SUB_FILTER = 1
+ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KB window, "fastest" level flag; (0x7801 % 31 == 0)
+MIN_PIECE_BYTES = 4 << 20  # smaller images are deflated as one piece
+MAX_THREADS = 8
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, tag, data, CRC-32 of tag and data."""
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def _sub_filtered(pixels: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` uint8 -> ``(H, 1 + W*C)`` rows, each the filter byte then Sub(x) =
+    x - x[left pixel] (mod 256)."""
+    height, width, channels = pixels.shape
+    rows = pixels.reshape(height, width * channels)
+    out = np.empty((height, width * channels + 1), dtype=np.uint8)
+    out[:, 0] = SUB_FILTER
+    out[:, 1 : 1 + channels] = rows[:, :channels]
+    np.subtract(rows[:, channels:], rows[:, :-channels], out=out[:, 1 + channels :])
+    return out
+
+
+def _deflate_piece(data: memoryview, level: int, last: bool) -> bytes:
+    """Raw deflate of ``data``; a full flush (byte-aligned, not final) unless ``last``."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+
+
+def write_png(
+    pixels: np.ndarray,
+    fp: BinaryIO,
+    *,
+    level: int = 1,
+    threads: int | None = None,
+    min_piece_bytes: int = MIN_PIECE_BYTES,
+) -> None:
+    """Write ``pixels`` to the binary file ``fp`` as a PNG.
+
+    Args:
+        pixels: uint8 ``(H, W)`` gray or ``(H, W, C)`` with C = 1 (gray), 2 (gray + alpha),
+            3 (RGB) or 4 (RGBA); H, W >= 1.
+        fp: an open binary file (or buffer) to write to.
+        level: zlib level, 0 (stored) to 9; 1 is fastest and photos barely compress further.
+        threads: deflate threads (default: the CPU count, at most 8).
+        min_piece_bytes: smallest piece of filtered data given to one thread.
+
+    Raises:
+        ValueError: not uint8, an unsupported shape, or ``level`` outside 0..9.
+    """
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in COLOR_TYPES:
+        raise ValueError(f"need uint8 (H, W[, 1-4]) pixels, got {pixels.dtype} {pixels.shape}")
+    if min(pixels.shape[:2]) < 1 or not 0 <= level <= 9:
+        raise ValueError(f"bad PNG request: shape {pixels.shape}, level {level}")
+    height, width, channels = pixels.shape
+    raw = memoryview(_sub_filtered(np.ascontiguousarray(pixels))).cast("B")
+    threads = max(1, threads or min(os.cpu_count() or 1, MAX_THREADS))
+    n = max(1, min(threads, len(raw) // max(1, min_piece_bytes)))
+    bounds = [len(raw) * i // n for i in range(n + 1)]
+    pieces = [raw[a:b] for a, b in itertools.pairwise(bounds)]
+    lasts = [i == n - 1 for i in range(n)]
+    if n == 1:
+        deflated = [_deflate_piece(pieces[0], level, True)]
+    else:
+        with ThreadPoolExecutor(n) as pool:
+            deflated = list(pool.map(_deflate_piece, pieces, [level] * n, lasts))
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOR_TYPES[channels], 0, 0, 0)
+    fp.write(SIGNATURE)
+    fp.write(_chunk(b"IHDR", header))
+    deflated[0] = ZLIB_HEADER + deflated[0]
+    deflated[-1] = deflated[-1] + struct.pack(">I", zlib.adler32(raw))
+    for data in deflated:  # one IDAT per piece: the decoder joins them into one zlib stream
+        fp.write(_chunk(b"IDAT", data))
+    fp.write(_chunk(b"IEND", b""))
