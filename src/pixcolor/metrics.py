@@ -26,7 +26,7 @@ def as_uint8_batch(images: Tensor | np.ndarray) -> Tensor:
     ``(B,H,W,3)`` uint8 numpy arrays.
     """
     if isinstance(images, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(images))
+        t = torch.from_numpy(np.array(images))  # a writable copy (PIL arrays are read-only)
         t = t.unsqueeze(0) if t.ndim == 3 else t
         if t.shape[-1] != 3:
             raise ValueError(f"numpy images must be (..., H, W, 3), got {tuple(images.shape)}")
