@@ -28,9 +28,16 @@ MIN_PIECE_BYTES = 4 << 20  # smaller images are deflated as one piece
 MAX_THREADS = 8
 
 
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, tag, data, CRC-32 of tag and data."""
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+def _write_chunk(fp: BinaryIO, tag: bytes, *parts: bytes) -> None:
+    """Write one PNG chunk (length, tag, data, CRC-32 of tag and data) whose data is ``parts``
+    joined, without joining them in memory."""
+    crc = zlib.crc32(tag)
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    fp.write(struct.pack(">I", sum(len(p) for p in parts)) + tag)
+    for part in parts:
+        fp.write(part)
+    fp.write(struct.pack(">I", crc))
 
 
 def _sub_filtered(pixels: np.ndarray) -> np.ndarray:
@@ -92,9 +99,11 @@ def write_png(
             deflated = list(pool.map(_deflate_piece, pieces, [level] * n, lasts))
     header = struct.pack(">IIBBBBB", width, height, 8, COLOR_TYPES[channels], 0, 0, 0)
     fp.write(SIGNATURE)
-    fp.write(_chunk(b"IHDR", header))
-    deflated[0] = ZLIB_HEADER + deflated[0]
-    deflated[-1] = deflated[-1] + struct.pack(">I", zlib.adler32(raw))
-    for data in deflated:  # one IDAT per piece: the decoder joins them into one zlib stream
-        fp.write(_chunk(b"IDAT", data))
-    fp.write(_chunk(b"IEND", b""))
+    _write_chunk(fp, b"IHDR", header)
+    # One IDAT per piece; the decoder joins them into one zlib stream: the zlib header, the
+    # pieces, then the Adler-32 of all the filtered data.
+    for i, data in enumerate(deflated):
+        head = ZLIB_HEADER if i == 0 else b""
+        tail = struct.pack(">I", zlib.adler32(raw)) if i == n - 1 else b""
+        _write_chunk(fp, b"IDAT", head, data, tail)
+    _write_chunk(fp, b"IEND")
