@@ -70,9 +70,9 @@ def _load(
 
 
 def _stride(net: nn.Module, kind: str) -> int:
-    if kind == "srcnn":
-        return 1
-    return int(getattr(net, "stride", 2 ** getattr(net, "num_downs", 8)))
+    from pixcolor.pipeline import network_stride
+
+    return 1 if kind == "srcnn" else network_stride(net)
 
 
 def _metadata(config: dict[str, Any], kind: str, stride: int, size: int) -> dict[str, str]:

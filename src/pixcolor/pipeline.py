@@ -60,6 +60,12 @@ def model_path(name_or_path: str | Path) -> Path:
     return shipped if (shipped / ckpt.MODEL_FILE).is_file() else Path(name_or_path)
 
 
+def network_stride(generator: nn.Module) -> int:
+    """Input height and width of a colorizer must be multiples of this: its ``stride``
+    attribute, or ``2 ** num_downs`` for the U-Nets (256 for the seed's 8 downsamplings)."""
+    return int(getattr(generator, "stride", 2 ** getattr(generator, "num_downs", 8)))
+
+
 def load_network(
     name_or_path: str | Path,
     *,
@@ -89,18 +95,21 @@ def load_network(
         raise PixcolorError(f"{name_or_path}: no such model folder or shipped model")
     weights, config = ckpt.read_model_config(path)
     kwargs = dict(config.get("kwargs", {}))
-    if temperature is not None:
-        if kwargs.get("head") != "bins":
-            raise PixcolorError("--temperature applies to ab-bin models only (head='bins')")
-        if not 0.01 <= temperature <= 1.0:
-            raise PixcolorError("--temperature must be in [0.01, 1]")
-        kwargs["temperature"] = float(temperature)
-    if chroma_gain is not None:
-        if config.get("arch") != "effunet":
-            raise PixcolorError("--chroma-gain applies to effunet colorizers only")
-        if not 0.5 <= chroma_gain <= 2.0:
-            raise PixcolorError("--chroma-gain must be in [0.5, 2]")
-        kwargs["chroma_gain"] = float(chroma_gain)
+    overrides = [  # (kwarg, new value, whether it applies, to what, allowed range)
+        ("temperature", temperature, kwargs.get("head") == "bins",
+         "ab-bin models only (head='bins')", (0.01, 1.0)),
+        ("chroma_gain", chroma_gain, config.get("arch") == "effunet",
+         "effunet colorizers only", (0.5, 2.0)),
+    ]  # fmt: skip
+    for name, value, applies, only, (low, high) in overrides:
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if not applies:
+            raise PixcolorError(f"{flag} applies to {only}")
+        if not low <= value <= high:
+            raise PixcolorError(f"{flag} must be in [{low:g}, {high:g}]")
+        kwargs[name] = float(value)
     try:
         if config["arch"] == "srcnn":
             network = create_srcnn(**kwargs)
@@ -225,7 +234,7 @@ class Colorizer:
         self.device = resolve_device(device)
         self.config = dict(config)
         self.size = int(config.get("size", 256))  # default working size
-        self.stride = int(getattr(generator, "stride", 2 ** getattr(generator, "num_downs", 8)))
+        self.stride = network_stride(generator)
         fmt = (
             torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
         )
