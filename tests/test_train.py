@@ -84,6 +84,30 @@ def test_spread_term_adds_to_the_generator_loss(tmp_path):
     assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
 
 
+def test_freeze_encoder_trains_the_decoder_only(tmp_path):
+    small = {"head": "bins", "decoder_channels": [16, 16, 16, 8, 8]}
+    cfg = _tiny(
+        tmp_path,
+        generator="effunet",
+        generator_kwargs=small,
+        gan_mode="none",
+        freeze_encoder=True,
+        epochs=1,
+    )
+    trainer = Trainer(cfg)
+    before = {k: v.clone() for k, v in trainer.G_raw.state_dict().items()}
+    trainer.fit()
+    after = trainer.G_raw.state_dict()
+    encoder = [k for k in before if k.startswith("encoder.")]
+    decoder = [k for k in before if k.startswith(("ups.", "head.")) and "weight" in k]
+    assert encoder and decoder
+    assert all(torch.equal(before[k], after[k]) for k in encoder)  # weights and BN statistics
+    assert all(not torch.equal(before[k], after[k]) for k in decoder)
+    assert not trainer.G_raw.encoder.training and trainer.G_raw.ups.training
+    with pytest.raises(ConfigError, match="freeze_encoder needs a generator with an encoder"):
+        Trainer(_tiny(tmp_path / "seed", freeze_encoder=True))
+
+
 @pytest.mark.parametrize("stop_at", [4, 3])  # epoch boundary (3 steps/epoch) and mid-epoch
 def test_resume_is_bitwise_exact(tmp_path, stop_at):
     cfg = _tiny(tmp_path / "a")

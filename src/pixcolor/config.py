@@ -50,6 +50,7 @@ class TrainConfig:
     discriminator: str = "patchgan"  # registered discriminator name
     discriminator_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides
     pretrained_encoder: bool = False  # load ImageNet weights into the encoder (effunet only)
+    freeze_encoder: bool = False  # train the decoder only; encoder weights and BN stats fixed
     # --- loss ---
     gan_mode: Literal["vanilla", "lsgan", "none"] = "vanilla"  # "none" trains G with L1 alone
     lambda_l1: float = 100.0  # pix2pix: GAN + 100 x L1

@@ -43,6 +43,7 @@ from pixcolor.train_setup import (
     build_datasets,
     build_models,
     class_weights_for,
+    encoder_of,
     make_train_loader,
 )
 from pixcolor.visualize import comparison_grid, plot_curves, save_png
@@ -129,6 +130,12 @@ class Trainer:
         """pix2pix 'linear' policy: 1 for the first epochs, then linearly to 0."""
         start = self.config.epochs - self.config.decay_epochs
         return 1.0 - max(0, epoch - start + 1) / float(self.config.decay_epochs + 1)
+
+    def _train_mode(self) -> None:
+        """G in training mode, except a frozen encoder, whose BatchNorm keeps its statistics."""
+        self.G.train()
+        if self.config.freeze_encoder:
+            encoder_of(self.G_raw).eval()
 
     def _gan_active(self, epoch: int) -> bool:
         return self.gan_loss is not None and epoch >= self.config.pretrain_epochs
@@ -315,7 +322,7 @@ class Trainer:
         )
         loader = make_train_loader(self.train_set, sampler, cfg, self.device)
         gan = self._gan_active(epoch)
-        self.G.train()
+        self._train_mode()
         self.D.train()
         total = sampler.num_batches
         bar = tqdm(
@@ -418,7 +425,7 @@ class Trainer:
             metrics["val_l1"],
             metrics["val_psnr"],
         )
-        self.G.train()
+        self._train_mode()
         return metrics
 
     # --- logging -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pixcolor.color import rgb_to_lab_normalized
 from pixcolor.config import TrainConfig
 from pixcolor.data import ColorizationDataset
 from pixcolor.distributed import DistContext
+from pixcolor.errors import ConfigError, PixcolorError
 from pixcolor.models import create_discriminator, create_generator
 
 # Images used to estimate the ab prior for class rebalancing (head="bins").
@@ -30,8 +31,6 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
         config.data, split="val", size=size, limit=config.limit, output="rgb"
     )
     if len(train) == 0:
-        from pixcolor.errors import PixcolorError
-
         raise PixcolorError(f"{config.data}: no training images found")
     val = None
     if config.val:
@@ -47,12 +46,29 @@ def build_models(config: TrainConfig, device: torch.device) -> tuple[nn.Module, 
     if config.pretrained_encoder:
         kwargs["pretrained"] = True
     generator = create_generator(config.generator, **kwargs)
+    if config.freeze_encoder:
+        encoder_of(generator).requires_grad_(False)
     discriminator = create_discriminator(config.discriminator, **config.discriminator_kwargs)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     return (
         generator.to(device=device, memory_format=fmt),
         discriminator.to(device=device, memory_format=fmt),
     )
+
+
+def encoder_of(generator: nn.Module) -> nn.Module:
+    """The ``encoder`` submodule of ``generator`` (``freeze_encoder`` needs one).
+
+    Raises:
+        ConfigError: for a generator without an ``encoder`` module (e.g. the seed U-Net).
+    """
+    encoder = getattr(generator, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise ConfigError(
+            f"freeze_encoder needs a generator with an encoder (effunet); "
+            f"{type(generator).__name__} has none"
+        )
+    return encoder
 
 
 def generator_kwargs(config: TrainConfig) -> dict:
