@@ -8,7 +8,7 @@
 # for the final report.
 set -euo pipefail
 PHOTOS=${PHOTOS:-../shared/data/photos}
-RUN=${RUN:-runs/cpu_r10}
+RUN=${RUN:-runs/fz_s1}
 PIX=${PIX:-.venv/bin/pixcolor}
 PY=${PY:-.venv/bin/python}
 $PIX data split "$PHOTOS/train" --n 1801 --val 200 --seed 1 --out splits/holdout
@@ -17,13 +17,14 @@ while read -r f; do ln -sf "$(realpath "$f")" splits/holdout/images/; done <spli
 $PIX data prepare splits/holdout/train.txt --out cache/hold160 --size 160
 $PIX train --data cache/hold160 --load-size 160 --size 128 \
   --val splits/holdout/val.txt --val-limit 48 --val-every 2 --out "$RUN" \
-  --generator effunet --generator-kwargs '{"head":"bins"}' --pretrained-encoder \
+  --generator effunet --generator-kwargs '{"head":"bins"}' --pretrained-encoder --freeze-encoder \
   --gan-mode none --lambda-l1 10 --bins-rebalance 1.0 --augment crop --crop-min-scale 0.5 \
   --epochs 14 --decay-epochs 7 --batch-size 16 --keep-last 30 \
   --log-every 20 --num-workers 0 --seed 0
 # Stage 2: fine-tune epoch 10 on 224 px crops of a 240 px cache (the scale the 224 px working
 # size shows the model), epochs 11-16 with the learning rate decaying over all six; epoch 14 ships.
-FT=${FT:-runs/ft224}
+# The encoder stays frozen (--freeze-encoder is part of the resumed run's config).
+FT=${FT:-runs/fz_ft224}
 $PIX data prepare splits/holdout/train.txt --out cache/hold240 --size 240
 mkdir -p "$FT/checkpoints"
 cp -r "$RUN/checkpoints/epoch_0010" "$FT/checkpoints/"
