@@ -295,7 +295,7 @@ class EffUNet(nn.Module):
         chroma_gain: Factor on the predicted ab (a saturation gain chosen on held-out photos
             after training; 1 = none). Above 1, ab_norm can leave [-1, 1].
         pretrained: Load the ImageNet encoder weights (needs the ``pretrained`` extra).
-        encoder: ``"lite0"`` (3.4 M encoder parameters) or ``"lite2"`` (4.4 M, deeper).
+        encoder: ``"lite0"`` (3.0 M encoder parameters) or ``"lite2"`` (4.4 M, deeper).
         norm: Decoder normalisation; the encoder always keeps its BatchNorm.
 
     Attributes:
