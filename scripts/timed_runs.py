@@ -10,7 +10,8 @@ Colorizer jobs also get snapshots of their generator at chosen fractions of the 
 
 PLAN.json is a list of jobs: ``{"name", "kind": "color"|"sr", "argv": [...], "out": DIR,
 "steps_per_epoch": N or null (read from the SR log), "decay_frac": 0.5,
-"snapshots": [0.4, 0.7, 1.0]}``. ``argv`` is the full command without ``--epochs``.
+"snapshots": [0.4, 0.7, 1.0], "max_epochs": N or null (a cap: the job may end before the
+deadline)}``. ``argv`` is the full command without ``--epochs``.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def main() -> None:
             spe = int(re.search(r"(\d+) steps/epoch", text).group(1))
         remaining = args.deadline - (restart - t0) - 20
         total = max(b, saved_step(Path(job["out"]))) + rate * remaining * args.margin
-        epochs = max(2, round(total / spe))
+        epochs = min(max(2, round(total / spe)), job.get("max_epochs") or BIG_EPOCHS)
         job.update(rate=rate, steps_per_epoch=spe, epochs=epochs)
         job["decay"] = max(1, round(epochs * job.get("decay_frac", 0.5)))
         job["snap_epochs"] = sorted({max(1, round(f * epochs)) for f in job.get("snapshots", [])})

@@ -142,6 +142,8 @@ def test_norm_instance_and_rgb_input() -> None:
     [
         {"in_channels": 2},
         {"decoder_channels": (64, 32, 16, 8)},
+        {"dropout": 1.0},
+        {"dropout": -0.1},
         {"head": "softmax"},
         {"head": "bins", "out_channels": 3},
         {"temperature": 0.0},
@@ -167,6 +169,21 @@ def test_custom_bin_centres_travel_with_state_dict() -> None:
     l_norm = _l_norm(32, 32)
     with torch.no_grad():
         torch.testing.assert_close(clone(l_norm), model(l_norm))
+
+
+def test_decoder_dropout_trains_noisy_evaluates_exact() -> None:
+    kwargs = {"head": "bins", "decoder_channels": (32, 16, 16, 8, 8)}
+    plain = EffUNet(**kwargs)
+    dropped = EffUNet(**kwargs, dropout=0.5)
+    assert plain.state_dict().keys() == dropped.state_dict().keys()  # weights load either way
+    dropped.load_state_dict(plain.state_dict())
+    l_norm = _l_norm(32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(dropped.eval()(l_norm), plain.eval()(l_norm))
+        torch.manual_seed(0)
+        noisy = dropped.train()(l_norm)
+        assert not torch.allclose(noisy, plain.train()(l_norm))
+    assert sum(isinstance(m, torch.nn.Dropout2d) for m in dropped.modules()) == 3  # bins: 3 stages
 
 
 def test_registry_builds_effunet() -> None:

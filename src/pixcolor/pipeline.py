@@ -251,7 +251,7 @@ class Colorizer:
     @torch.inference_mode()
     def predict_ab(self, L: Tensor, *, stochastic: bool = False) -> Tensor:
         """Run the generator: ``L (B,1,h,w)`` in Lab units 0..100 -> ab ``(B,2,h,w)`` Lab units."""
-        dropouts = [m for m in self.model.modules() if isinstance(m, nn.Dropout)]
+        dropouts = [m for m in self.model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d))]
         for m in dropouts:
             m.train(stochastic)
         x = normalize_l(L.to(self.device)).contiguous(memory_format=torch.channels_last)

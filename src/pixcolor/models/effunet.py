@@ -252,19 +252,28 @@ def load_imagenet_encoder(
 
 
 class DecoderStage(nn.Module):
-    """Upsample to the skip's size (nearest), concatenate it, then two 3x3 conv-norm-ReLU."""
+    """Upsample to the skip's size (nearest), concatenate it, then two 3x3 conv-norm-ReLU.
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, norm: NormName) -> None:
+    ``dropout > 0`` ends the stage with channel dropout (``nn.Dropout2d``), active in training
+    mode only; it holds no weights, so state dicts are the same with or without it.
+    """
+
+    def __init__(
+        self, in_ch: int, skip_ch: int, out_ch: int, norm: NormName, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         bias = conv_bias(norm)
-        self.block = nn.Sequential(
+        layers: list[nn.Module] = [
             nn.Conv2d(in_ch + skip_ch, out_ch, 3, padding=1, bias=bias),
             norm_layer(norm, out_ch),
             nn.ReLU(inplace=True),
             nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=bias),
             norm_layer(norm, out_ch),
             nn.ReLU(inplace=True),
-        )
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        self.block = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
@@ -297,6 +306,8 @@ class EffUNet(nn.Module):
         pretrained: Load the ImageNet encoder weights (needs the ``pretrained`` extra).
         encoder: ``"lite0"`` (3.0 M encoder parameters) or ``"lite2"`` (4.4 M, deeper).
         norm: Decoder normalisation; the encoder always keeps its BatchNorm.
+        dropout: Channel-dropout probability at the end of each decoder stage while training
+            (a regulariser for a decoder on a frozen encoder; 0 = none, the default).
 
     Attributes:
         output_kind: ``"tanh"`` or ``"bins"``.
@@ -318,6 +329,7 @@ class EffUNet(nn.Module):
         pretrained: bool = False,
         encoder: EncoderName = "lite0",
         norm: NormName = "batch",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if in_channels not in (1, 3):
@@ -332,6 +344,8 @@ class EffUNet(nn.Module):
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         if not 0 < chroma_gain <= 4:
             raise ConfigError(f"chroma_gain must be in (0, 4], got {chroma_gain}")
+        if not 0 <= dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         self.in_channels = in_channels
         self.output_kind: str = head
         self.temperature = float(temperature)
@@ -345,7 +359,7 @@ class EffUNet(nn.Module):
         for skip_ch, ch in zip(
             skip_channels[:num_stages], decoder_channels[:num_stages], strict=True
         ):
-            self.ups.append(DecoderStage(prev, skip_ch, ch, norm))
+            self.ups.append(DecoderStage(prev, skip_ch, ch, norm, dropout))
             prev = ch
 
         self._centers_ready = True
