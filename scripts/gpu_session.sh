@@ -5,7 +5,8 @@
 # scripts/rebuild_frozen.py), to be scored on the held-out photos on the CPU.
 #
 #   OUT=/some/dir bash scripts/gpu_session.sh   # env: DEADLINE (s of training), LIMIT (s in all),
-#                                               # SMOKE=1 (tiny CPU trial of the whole script)
+#                                               # SMOKE=1 (tiny CPU trial of the whole script),
+#                                               # PLAN=seeds (six more seeds of "w1s0")
 #
 # Expects, in the ignored .gpu folder (the device has no network and no ../shared):
 #   train240/  240x240 JPEGs of the 1601 photos of splits/holdout/train.txt (cache/hold240)
@@ -25,7 +26,7 @@ $PY -m pixcolor data prepare .gpu/train240 --out "$R/cache" --size 240 >"$R/prep
 DEV=cuda; NW=2; EXTRA=()
 if [ "$SMOKE" = 1 ]; then DEV=cpu; NW=0; EXTRA=(--limit 32 --val-limit 4 --log-every 1); fi
 $PY - "$R" "$PY" "$NW" "$DEV" "${EXTRA[@]}" <<'PYEOF'
-import json, sys
+import json, os, sys
 r, py, nw, dev, *extra = sys.argv[1:]
 n = 32 if extra else 1601
 base = [py, "-m", "pixcolor", "train", "--data", f"{r}/cache", "--val", ".gpu/sel32",
@@ -42,6 +43,8 @@ plan = [  # name, generator kwargs, seed, epoch cap (None: train to the deadline
     ("w2", {"head": "bins", "decoder_channels": wide}, 0, 30),
     ("w2drop", {"head": "bins", "decoder_channels": wide, "dropout": 0.3}, 0, 40),
 ]
+if os.environ.get("PLAN") == "seeds":  # more seeds of the first recipe, for an ensemble
+    plan = [(f"w1s{seed}", {"head": "bins"}, seed, 30) for seed in range(3, 9)]
 jobs = [
     {"name": name, "kind": "color", "out": f"{r}/{name}", "max_epochs": cap,
      "argv": base + ["--out", f"{r}/{name}", "--generator-kwargs", json.dumps(kw),
