@@ -68,7 +68,7 @@ for job in json.loads((r / "plan.json").read_text()):
         tag = "e" + snap.name.split("_")[1]
         for k, v in load_file(snap / "model.safetensors").items():
             if not k.startswith("encoder."):
-                tensors[f"{tag}.{k}"] = v.half() if v.is_floating_point() else v
+                tensors[f"{tag}.{k}"] = v.half() if v.is_floating_point() and "bin_c" not in k else v
         configs[tag] = json.loads((snap / "config.json").read_text())
     if tensors:
         meta = {"configs": json.dumps(configs)}

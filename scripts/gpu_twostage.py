@@ -65,7 +65,9 @@ def pack(seed: int, r: Path, out: Path) -> None:
         tag = "e" + ck.name.split("_")[1]
         for k, v in load_file(ck / "model.safetensors").items():
             if not k.startswith("encoder."):
-                tensors[f"{tag}.{k}"] = v.half() if v.is_floating_point() else v
+                tensors[f"{tag}.{k}"] = (
+                    v.half() if v.is_floating_point() and "bin_c" not in k else v
+                )
         configs[tag] = json.loads((ck / "config.json").read_text())
     if tensors:
         save_file(tensors, str(out / f"s{seed}.safetensors"), {"configs": json.dumps(configs)})

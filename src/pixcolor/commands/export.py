@@ -4,6 +4,9 @@ Takes a training checkpoint folder (or any model folder), optionally stores the 
 fp16 (half the size; inference casts back to fp32), and sets the default working size and,
 for ab-bin models, the annealed-mean temperature (and for effunet colorizers a chroma gain).
 
+``pixcolor export CK1 CK2 ... -o DIR`` joins effunet colorizers trained on one frozen encoder
+(``--freeze-encoder``) into one ensemble model that averages their ab (``members=N``).
+
 ``pixcolor export MODEL --onnx -o FILE.onnx`` writes an ONNX file instead (colorizers and
 SRCNN; needs the ``onnx`` extra), checked against PyTorch with onnxruntime before it is written.
 """
@@ -20,7 +23,12 @@ import torch
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand."""
     p = sub.add_parser("export", help="turn a checkpoint into a release model folder")
-    p.add_argument("checkpoint", help="checkpoint or model folder, or a shipped model name")
+    p.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="checkpoint or model folder, or a shipped model name; several effunet colorizers "
+        "on one frozen encoder are joined into an ensemble",
+    )
     p.add_argument("-o", "--out", type=Path, required=True, help="release folder")
     p.add_argument("--fp16", action="store_true", help="store weights as float16")
     p.add_argument("--size", type=int, default=None, help="default working size")
@@ -44,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
     from pixcolor.checkpoint import save_model
     from pixcolor.pipeline import load_network
 
-    model, config = load_network(
-        args.checkpoint, temperature=args.temperature, chroma_gain=args.chroma_gain
-    )
+    loaded = [
+        load_network(c, temperature=args.temperature, chroma_gain=args.chroma_gain)
+        for c in args.checkpoint
+    ]
+    model, config = loaded[0]
+    if len(loaded) > 1:
+        model, config = _ensemble(args.checkpoint, loaded)
     kwargs = config["kwargs"]
     extra = {k: v for k, v in config.items() if k not in ("arch", "kwargs")}
     if args.size is not None:
@@ -66,10 +78,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensemble(
+    names: list[str], loaded: list[tuple[torch.nn.Module, dict]]
+) -> tuple[torch.nn.Module, dict]:
+    """Join single effunet colorizers with equal configs into one ``members=N`` model."""
+    from pixcolor.errors import PixcolorError
+    from pixcolor.models.ensemble import assemble
+
+    first = loaded[0][1]
+    for name, (_, config) in zip(names, loaded, strict=True):
+        if config["arch"] != "effunet":
+            raise PixcolorError(f"{name}: only effunet colorizers can be joined")
+        if config["kwargs"] != first["kwargs"]:
+            raise PixcolorError(f"{name}: its model config differs from {names[0]}'s")
+    model = assemble([m for m, _ in loaded], first["kwargs"], names=names)
+    kwargs = {**first["kwargs"], "members": len(loaded)}
+    return model, {**first, "kwargs": kwargs, "members_from": [str(n) for n in names]}
+
+
 def _run_onnx(args: argparse.Namespace) -> int:
     """``--onnx``: export, check against PyTorch, report."""
     from pixcolor.errors import PixcolorError
     from pixcolor.onnx_export import export_onnx
+
+    if len(args.checkpoint) > 1:
+        raise PixcolorError("--onnx takes one model: join an ensemble into a folder first")
+    args.checkpoint = args.checkpoint[0]
 
     if args.fp16 or args.note:
         raise PixcolorError("--fp16 and --note apply to release folders, not to --onnx")

@@ -280,6 +280,27 @@ class DecoderStage(nn.Module):
         return self.block(torch.cat([x, skip], dim=1))
 
 
+def _decoder(
+    deepest: int, stages: list[tuple[int, int]], head_out: int, norm: NormName, dropout: float
+) -> tuple[nn.ModuleList, nn.Conv2d]:
+    """Decoder stages for ``(skip_channels, out_channels)`` pairs, and the 1x1 head after them."""
+    ups = nn.ModuleList()
+    prev = deepest
+    for skip_ch, ch in stages:
+        ups.append(DecoderStage(prev, skip_ch, ch, norm, dropout))
+        prev = ch
+    return ups, nn.Conv2d(prev, head_out, 1)
+
+
+class DecoderMember(nn.Module):
+    """A further decoder and head of an :class:`EffUNet` ensemble (``members > 1``)."""
+
+    def __init__(self, ups: nn.ModuleList, head: nn.Conv2d) -> None:
+        super().__init__()
+        self.ups = ups
+        self.head = head
+
+
 class EffUNet(nn.Module):
     """EfficientNet-Lite encoder with a light U-Net decoder; L_norm -> ab_norm.
 
@@ -308,6 +329,11 @@ class EffUNet(nn.Module):
         norm: Decoder normalisation; the encoder always keeps its BatchNorm.
         dropout: Channel-dropout probability at the end of each decoder stage while training
             (a regulariser for a decoder on a frozen encoder; 0 = none, the default).
+        members: Number of decoder-and-head pairs on the one encoder. Above 1 the model is an
+            ensemble: :meth:`forward` averages the members' ab (annealed means for ``"bins"``).
+            Members are trained alone on a frozen encoder and joined with
+            :func:`pixcolor.models.ensemble.assemble`; member 0 is ``ups``/``head``, the others
+            ``more.i.ups``/``more.i.head``.
 
     Attributes:
         output_kind: ``"tanh"`` or ``"bins"``.
@@ -330,6 +356,7 @@ class EffUNet(nn.Module):
         encoder: EncoderName = "lite0",
         norm: NormName = "batch",
         dropout: float = 0.0,
+        members: int = 1,
     ) -> None:
         super().__init__()
         if in_channels not in (1, 3):
@@ -346,6 +373,8 @@ class EffUNet(nn.Module):
             raise ConfigError(f"chroma_gain must be in (0, 4], got {chroma_gain}")
         if not 0 <= dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        if members < 1:
+            raise ConfigError(f"members must be >= 1, got {members}")
         self.in_channels = in_channels
         self.output_kind: str = head
         self.temperature = float(temperature)
@@ -354,18 +383,11 @@ class EffUNet(nn.Module):
         self.encoder = EfficientNetLiteEncoder(encoder)
         skip_channels = (*self.encoder.channels[-2::-1], in_channels)  # Lite0: 112, 40, 24, 16, in
         num_stages = 5 if head == "tanh" else 3  # "bins": logits at stride 4, as Zhang et al.
-        self.ups = nn.ModuleList()
-        prev = self.encoder.channels[-1]
-        for skip_ch, ch in zip(
-            skip_channels[:num_stages], decoder_channels[:num_stages], strict=True
-        ):
-            self.ups.append(DecoderStage(prev, skip_ch, ch, norm, dropout))
-            prev = ch
+        stages = list(zip(skip_channels[:num_stages], decoder_channels[:num_stages], strict=True))
 
         self._centers_ready = True
-        if head == "tanh":
-            self.head = nn.Conv2d(prev, out_channels, 1)
-        else:
+        head_out = out_channels
+        if head == "bins":
             grid = ABQuantizer().centers
             if num_bins in (0, grid.shape[0]):
                 centers = grid
@@ -373,8 +395,13 @@ class EffUNet(nn.Module):
                 centers = torch.full((num_bins, 2), float("nan"))
                 self._centers_ready = False
             self.register_buffer("bin_centers", centers)
-            self.head = nn.Conv2d(prev, centers.shape[0], 1)
+            head_out = centers.shape[0]
             self.register_load_state_dict_post_hook(EffUNet._check_centers_after_load)
+        self.ups, self.head = _decoder(self.encoder.channels[-1], stages, head_out, norm, dropout)
+        self.more = nn.ModuleList(
+            DecoderMember(*_decoder(self.encoder.channels[-1], stages, head_out, norm, dropout))
+            for _ in range(members - 1)
+        )
         self._init_weights()
         if pretrained:
             load_imagenet_encoder(self)
@@ -385,10 +412,12 @@ class EffUNet(nn.Module):
         Encoder convs use fan-out as TF EfficientNet; decoder convs fan-in with ReLU gain, and the
         1x1 output conv gain 1 (no ReLU follows it).
         """
-        for part, mode in ((self.encoder, "fan_out"), (self.ups, "fan_in"), (self.head, "fan_in")):
+        heads = [head for _, head in self.decoders()]
+        for part, mode in ((self.encoder, "fan_out"), (self.ups, "fan_in"), (self.head, "fan_in"),
+                           (self.more, "fan_in")):  # fmt: skip
             for m in part.modules():
                 if isinstance(m, nn.Conv2d):
-                    act = "linear" if m is self.head else "relu"
+                    act = "linear" if any(m is h for h in heads) else "relu"
                     nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity=act)
                     if m.bias is not None:
                         nn.init.zeros_(m.bias)
@@ -418,20 +447,27 @@ class EffUNet(nn.Module):
             raise RuntimeError("only head='bins' has ab bins")
         return ABQuantizer(centers=self.bin_centers)
 
-    def _features(self, l_norm: Tensor) -> Tensor:
-        """Last decoder features: ``(B, C, H, W)`` for "tanh", ``(B, C, H/4, W/4)`` for "bins"."""
+    def decoders(self) -> list[tuple[nn.ModuleList, nn.Conv2d]]:
+        """The ``(ups, head)`` pair of every member, member 0 first."""
+        return [(self.ups, self.head), *((m.ups, m.head) for m in self.more)]
+
+    def _encode(self, l_norm: Tensor) -> list[Tensor]:
+        """Encoder features, deepest first (strides 32, 16, 8, 4, 2), then ``l_norm`` itself."""
         if l_norm.ndim != 4 or l_norm.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected L_norm of shape (B, {self.in_channels}, H, W), got {tuple(l_norm.shape)}"
             )
         # (B, 3, H, W) encoder input in about [-1, 1]: see the module docstring.
         x = l_norm.repeat(1, 3, 1, 1) if self.in_channels == 1 else l_norm
-        features = self.encoder(x)  # strides 2, 4, 8, 16, 32
-        skips = [*features[-2::-1], l_norm]
-        x = features[-1]
-        for up, skip in zip(self.ups, skips[: len(self.ups)], strict=True):
+        return [*self.encoder(x)[::-1], l_norm]
+
+    @staticmethod
+    def _decode(ups: nn.ModuleList, head: nn.Conv2d, taps: list[Tensor]) -> Tensor:
+        """Head output of one member: ``(B, out, H, W)`` for "tanh", ``(B, Q, H/4, W/4)`` bins."""
+        x = taps[0]
+        for up, skip in zip(ups, taps[1 : len(ups) + 1], strict=True):
             x = up(x, skip)
-        return x
+        return head(x)
 
     def forward_logits(self, l_norm: Tensor) -> Tensor:
         """Raw bin logits for training (``head="bins"`` only).
@@ -444,7 +480,9 @@ class EffUNet(nn.Module):
         """
         if self.output_kind != "bins":
             raise RuntimeError("forward_logits needs head='bins'")
-        return self.head(self._features(l_norm))
+        if self.more:
+            raise RuntimeError("an ensemble (members > 1) is not trained: train each member alone")
+        return self._decode(self.ups, self.head, self._encode(l_norm))
 
     def forward(self, l_norm: Tensor) -> Tensor:
         """Predict ab.
@@ -455,11 +493,17 @@ class EffUNet(nn.Module):
         Returns:
             ``(B, out_channels, H, W)`` ab_norm in [-1, 1], times ``chroma_gain``.
         """
-        if self.output_kind == "tanh":
-            return torch.tanh(self.head(self._features(l_norm))) * self.chroma_gain
-        if not self._centers_ready:
+        if self.output_kind == "bins" and not self._centers_ready:
             raise RuntimeError("bin centres not set: call set_bin_centers() or load a state dict")
-        logits = self.forward_logits(l_norm)  # (B, Q, H/4, W/4)
-        ab = annealed_mean(logits, self.bin_centers, self.temperature)  # (B, 2, H/4, W/4) fp32
-        ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+        taps = self._encode(l_norm)
+        outs = []
+        for ups, head in self.decoders():
+            y = self._decode(ups, head, taps)
+            if self.output_kind == "tanh":
+                outs.append(torch.tanh(y))
+            else:  # (B, Q, H/4, W/4) logits -> (B, 2, H/4, W/4) fp32
+                outs.append(annealed_mean(y, self.bin_centers, self.temperature))
+        ab = outs[0] if len(outs) == 1 else torch.stack(outs).mean(0)
+        if self.output_kind == "bins":
+            ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
         return ab * self.chroma_gain
