@@ -13,7 +13,7 @@ from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
 from pixcolor.color import rgb_to_lab
 from pixcolor.models import create_generator
-from pixcolor.pipeline import Colorizer, load_model, working_shape
+from pixcolor.pipeline import Colorizer, load_model, load_network, working_shape
 
 
 class ConstantAB(nn.Module):
@@ -136,6 +136,20 @@ def test_default_model_loads_offline_and_colorizes():
     m = pixcolor.load_model(device="cpu")
     out = np.asarray(m.colorize(_gray(96, 128)))
     assert out.shape == (96, 128, 3)
+
+
+def test_fast_model_is_the_defaults_first_member():
+    if not {"default", "fast"} <= set(pixcolor.available_models()):
+        pytest.skip("no shipped default and fast models in this checkout")
+    ensemble, _ = load_network("default")
+    fast, _ = load_network("fast")
+    assert len(ensemble.decoders()) == 6 and not fast.more
+    single = {k: v for k, v in ensemble.state_dict().items() if not k.startswith("more.")}
+    assert single.keys() == fast.state_dict().keys()
+    for k, v in fast.state_dict().items():
+        assert torch.equal(v, single[k]), k
+    out = np.asarray(pixcolor.load_model("fast", device="cpu").colorize(_gray(64, 80)))
+    assert out.shape == (64, 80, 3)
 
 
 def test_cli_colorize_mirrors_folders_and_reports_failures(tiny_model_dir, tmp_path, capsys):
