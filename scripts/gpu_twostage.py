@@ -11,7 +11,6 @@ and head of epochs 12, 14 and 16 come back in OUT/SEED.safetensors (see rebuild_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from rebuild_frozen import pack  # scripts/ is on sys.path when this runs as a script
 
 STAGE1_STOP, STAGE2_EPOCHS = 10, 16
 
@@ -55,23 +54,6 @@ def launch(argv: list[str], log: Path) -> subprocess.Popen:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
         return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)
-
-
-def pack(seed: int, r: Path, out: Path) -> None:
-    tensors, configs = {}, {}
-    for ck in sorted((r / f"s{seed}_ft" / "checkpoints").glob("epoch_00*")):
-        if int(ck.name.split("_")[1]) not in (12, 14, 16):
-            continue
-        tag = "e" + ck.name.split("_")[1]
-        for k, v in load_file(ck / "model.safetensors").items():
-            if not k.startswith("encoder."):
-                tensors[f"{tag}.{k}"] = (
-                    v.half() if v.is_floating_point() and "bin_c" not in k else v
-                )
-        configs[tag] = json.loads((ck / "config.json").read_text())
-    if tensors:
-        save_file(tensors, str(out / f"s{seed}.safetensors"), {"configs": json.dumps(configs)})
-    print(f"seed {seed}: packed {sorted(configs)}", flush=True)
 
 
 def main() -> None:
@@ -117,7 +99,9 @@ def main() -> None:
             proc.kill()
     print(f"stopped at {time.time() - t0:.0f} s; stages {stage}", flush=True)
     for s in args.seeds:
-        pack(s, r, out)
+        cks = [r / f"s{s}_ft" / "checkpoints" / f"epoch_{e:04d}" for e in (12, 14, 16)]
+        tags = pack([c for c in cks if c.is_dir()], out / f"s{s}.safetensors")
+        print(f"seed {s}: packed {tags}", flush=True)
 
 
 if __name__ == "__main__":

@@ -485,7 +485,7 @@ class EffUNet(nn.Module):
         return self._decode(self.ups, self.head, self._encode(l_norm))
 
     def forward(self, l_norm: Tensor) -> Tensor:
-        """Predict ab.
+        """Predict ab (for an ensemble, the mean of its members' ab).
 
         Args:
             l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1], H and W multiples of 32.

@@ -9,8 +9,8 @@ Example:
     >>> a, b = EffUNet(head="bins"), EffUNet(head="bins")
     >>> b.encoder.load_state_dict(a.encoder.state_dict())
     <All keys matched successfully>
-    >>> assemble([a, b], {"head": "bins"}).more.__len__()
-    1
+    >>> len(assemble([a, b], {"head": "bins"}).decoders())
+    2
 """
 
 from __future__ import annotations
