@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("colorize", help="colorize photos (files, folders, globs)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    p.add_argument("--model", default=None, help="shipped name or path (default: shipped)")
+    p.add_argument(
+        "--model", default=None, help="shipped name (default, fast) or a model folder or file"
+    )
     p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
     p.add_argument("--format", choices=sorted(FORMATS), default="png", help="output format")
