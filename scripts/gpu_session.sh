@@ -63,6 +63,6 @@ for job in $($PY -c 'import json,sys; print(*(j["name"] for j in json.load(open(
   [ -d "${snaps[0]}" ] && $PY scripts/rebuild_frozen.py --pack "$OUT/$job.safetensors" "${snaps[@]}"
 done
 tar czf "$OUT/logs.tar.gz" -C "$R" --exclude cache --exclude snaps --exclude checkpoints \
-  --exclude '*.safetensors' --exclude state.pt . 2>/dev/null
+  --exclude '*.safetensors' --exclude state.pt --exclude '*.png' --exclude '*.npy' . 2>/dev/null
 ls -la "$OUT"; cat "$R/timed.txt"; echo "elapsed ${SECONDS}s"
 for f in "$R"/*.log; do echo "== $f"; tail -c 400 "$f" | tr '\r' '\n' | tail -3; done
