@@ -11,7 +11,8 @@
 # Members fz and fzc were trained on a 2-core CPU by this script (about 26 minutes each). Members
 # s11-s14 were trained on one H200 GPU by scripts/gpu_twostage.py (the same recipe in bf16, from
 # 240 px JPEG copies of cache/hold240; rebuilt with scripts/rebuild_frozen.py); with
-# GPU=0 this script trains them on the CPU instead. MEMBERS picks a subset.
+# GPU=0 this script trains them on the CPU instead. With GPU=1 (the default) GPU_OUT names the
+# folder holding the s11-s14.safetensors files that the GPU call returned. MEMBERS picks a subset.
 set -euo pipefail
 PHOTOS=${PHOTOS:-../shared/data/photos}
 PIX=${PIX:-.venv/bin/pixcolor}
