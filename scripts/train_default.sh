@@ -60,3 +60,12 @@ $PY scripts/sweep_checkpoints.py runs/ensemble_g1 --images splits/holdout/images
   --sizes 224 --gains 1.3 1.34 1.38 1.42 1.46 --device cpu --out runs/ensemble_g1/sweep.jsonl
 $PIX export "${CKPTS[@]}" -o src/pixcolor/weights/default --fp16 \
   --size "${SIZE:-224}" --temperature "${TEMPERATURE:-0.7}" --chroma-gain "${GAIN:-1.38}"
+# The `fast` model: member fz's last two epochs again, with the ensemble as teacher (its mean bin
+# distribution as the target), gain chosen on the held-out photos like the default's.
+mkdir -p runs/dist_ft/checkpoints
+cp -r runs/fz_ft224/checkpoints/epoch_0014 runs/dist_ft/checkpoints/
+cp runs/fz_ft224/config.json runs/dist_ft/config.json
+$PIX train --resume --out runs/dist_ft --data cache/hold240 --load-size 240 --size 224 \
+  --no-pretrained-encoder --epochs 16 --decay-epochs 6 --num-workers 0 --teacher default
+$PIX export runs/dist_ft/checkpoints/epoch_0016 -o src/pixcolor/weights/fast --fp16 \
+  --size 224 --temperature 0.7 --chroma-gain "${FAST_GAIN:-1.28}"

@@ -9,12 +9,15 @@ import signal
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from train_helpers import tiny_train_config
 
+from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
 from pixcolor.config import TrainConfig
 from pixcolor.errors import CheckpointError, ConfigError
+from pixcolor.models import create_generator
 from pixcolor.train import Trainer
 
 
@@ -82,6 +85,34 @@ def test_spread_term_adds_to_the_generator_loss(tmp_path):
     expected = 100.0 * losses["loss_l1"] + 3.0 * losses["loss_spread"]
     assert float(losses["loss_spread"]) > 0
     assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
+
+
+def test_teacher_distribution_is_the_bins_target(tmp_path):
+    small = {"head": "bins", "decoder_channels": [16, 16, 16, 8, 8]}
+    torch.manual_seed(1)
+    teacher = create_generator("effunet", **small, members=2).eval()
+    folder = save_model(teacher, tmp_path / "teacher", "effunet", {**small, "members": 2})
+    cfg = _tiny(tmp_path, generator="effunet", generator_kwargs=small, gan_mode="none",
+                lambda_l1=0.0, teacher=str(folder))  # fmt: skip
+    trainer = Trainer(cfg)
+    batch = torch.stack([trainer.train_set[i]["rgb"] for i in range(2)])
+    L, ab = trainer._prepare(batch, 0, 0)
+    with torch.no_grad():
+        target = teacher.member_probs(L)
+        torch.testing.assert_close(target.sum(1), torch.ones_like(target[:, 0]))
+        trainer.G_raw.train()
+        logits = trainer.G_raw.forward_logits(L)  # the same batch statistics as the step's
+    expected = F.cross_entropy(logits, target, weight=trainer.bins_weights)
+    losses = trainer.train_step(L, ab, gan=False)
+    torch.testing.assert_close(losses["loss_bins"], expected, rtol=1e-4, atol=1e-5)
+    hard = F.cross_entropy(
+        logits,
+        trainer.G_raw.quantizer.encode(F.interpolate(ab, size=logits.shape[-2:], mode="area")),
+        weight=trainer.bins_weights,
+    )
+    assert abs(float(hard) - float(expected)) > 1e-2  # the teacher, not the truth, was the target
+    with pytest.raises(ConfigError, match="ab-bin models on both sides"):
+        Trainer(_tiny(tmp_path / "u", gan_mode="none", teacher=str(folder)))
 
 
 def test_freeze_encoder_trains_the_decoder_only(tmp_path):

@@ -58,6 +58,7 @@ class TrainConfig:
     lambda_bins: float = 1.0  # weight of the ab-bin classification loss (head="bins" only)
     bins_rebalance: float = 0.5  # Zhang's lambda: mix of prior and uniform; 1 = no rebalancing
     lambda_spread: float = 0.0  # weight of |colour spread(output) - spread(truth)| per image
+    teacher: str | None = None  # distil: a bins colorizer whose mean bin distribution is the target
     pretrain_epochs: int = 0  # L1-only generator epochs before the GAN stage ("NoGAN")
     # --- optimisation ---
     epochs: int = 20  # total epochs (resume continues up to this number)

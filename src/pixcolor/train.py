@@ -44,6 +44,7 @@ from pixcolor.train_setup import (
     build_models,
     class_weights_for,
     encoder_of,
+    load_teacher,
     make_train_loader,
 )
 from pixcolor.visualize import comparison_grid, plot_curves, save_png
@@ -118,6 +119,9 @@ class Trainer:
         self.bins_weights: Tensor | None = None
         if getattr(self.G_raw, "output_kind", "tanh") == "bins":
             self.bins_weights = class_weights_for(self.G_raw, self.train_set, config)
+        self.teacher = (
+            load_teacher(config.teacher, self.G_raw, self.device) if config.teacher else None
+        )
         self.epoch = 0  # completed epochs
         self.step_in_epoch = 0  # completed steps of the current epoch
         self.global_step = 0
@@ -220,7 +224,11 @@ class Trainer:
                 if logits is not None:
                     q = self.G_raw.quantizer
                     target_ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
-                    target = q.encode(target_ab)
+                    if self.teacher is not None:  # distillation: the teacher's distribution
+                        with torch.no_grad():
+                            target = self.teacher.member_probs(L)
+                    else:
+                        target = q.encode(target_ab)
                     loss_bins = F.cross_entropy(logits.float(), target, weight=self.bins_weights)
                     loss_g = loss_g + cfg.lambda_bins * loss_bins
                     losses["loss_bins"] = loss_bins.detach()

@@ -168,6 +168,26 @@ def class_weights_for(generator: nn.Module, dataset: Dataset, config: TrainConfi
     return quantizer.class_weights(prior, lam=config.bins_rebalance).to(device)
 
 
+def load_teacher(name: str, student: nn.Module, device: torch.device) -> nn.Module:
+    """The frozen ``--teacher`` colorizer (a shipped name or folder) for distilling ``student``.
+
+    Raises:
+        ConfigError: the student or the teacher has no ab-bin head, or their bin grids differ.
+    """
+    from pixcolor.pipeline import load_network  # the pipeline imports the models, not training
+
+    teacher, _ = load_network(name)
+    if getattr(student, "output_kind", None) != "bins" or not hasattr(teacher, "member_probs"):
+        raise ConfigError(f"teacher {name}: distillation needs effunet ab-bin models on both sides")
+    if getattr(teacher, "output_kind", None) != "bins" or not torch.allclose(
+        teacher.bin_centers,
+        student.bin_centers.cpu(),
+        atol=1e-3,  # fp16 release folders round
+    ):
+        raise ConfigError(f"teacher {name}: its ab bins differ from the student's")
+    return teacher.to(device).eval().requires_grad_(False)
+
+
 def num_steps(n: int, batch_size: int, world_size: int = 1) -> int:
     """Steps per epoch for ``n`` images (see :class:`EpochSampler`)."""
     per_rank = n // world_size if n >= world_size else n

@@ -484,6 +484,23 @@ class EffUNet(nn.Module):
             raise RuntimeError("an ensemble (members > 1) is not trained: train each member alone")
         return self._decode(self.ups, self.head, self._encode(l_norm))
 
+    def member_probs(self, l_norm: Tensor) -> Tensor:
+        """Mean over the members of their bin distributions (softmax at T = 1; ``"bins"`` only).
+
+        The target when a single decoder learns from an ensemble (``pixcolor train --teacher``).
+
+        Args:
+            l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1].
+
+        Returns:
+            ``(B, num_bins, H/4, W/4)`` fp32 probabilities, summing to 1 over the bins.
+        """
+        if self.output_kind != "bins":
+            raise RuntimeError("member_probs needs head='bins'")
+        taps = self._encode(l_norm)
+        probs = [F.softmax(self._decode(u, h, taps).float(), dim=1) for u, h in self.decoders()]
+        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
+
     def forward(self, l_norm: Tensor) -> Tensor:
         """Predict ab (for an ensemble, the mean of its members' ab).
 
