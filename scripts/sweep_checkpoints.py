@@ -7,7 +7,8 @@ With ``--ensemble`` the checkpoints are scored once, as one model: the mean of t
 predictions (all at the same T).
 
     python scripts/sweep_checkpoints.py CKPT... --images DIR [--temps 0.6 0.8 1.0]
-        [--sizes 160 224] [--gains 1.0 1.2] [--flips 0 1] [--ensemble] [--limit N]
+        [--sizes 160 224] [--gains 1.0 1.2] [--cast-gains 1.0 1.15] [--flips 0 1]
+        [--ensemble] [--limit N]
         [--out sweep.jsonl] [--device cuda]
 """
 
@@ -29,13 +30,18 @@ from pixcolor.imageio import read_image
 from pixcolor.pipeline import load_model
 
 
-def scaled(predict, gain: float, flip: bool, L, **kw):
-    """``predict(L)`` with ab multiplied by ``gain`` (a chroma gain); with ``flip``, the mean of
-    the predictions for L and its mirror image (test-time augmentation)."""
+def scaled(predict, gain: float, cast: float | None, flip: bool, L, **kw):
+    """``predict(L)`` with ab multiplied by ``gain`` (a chroma gain), or, given a ``cast`` gain,
+    each image's mean ab times ``cast`` and the variation around it times ``gain`` (as
+    ``EffUNet(cast_gain=...)``); with ``flip``, the mean of the predictions for L and its mirror
+    image (test-time augmentation)."""
     ab = predict(L, **kw)
     if flip:
         ab = 0.5 * (ab + predict(L.flip(-1), **kw).flip(-1))
-    return ab * gain
+    if cast is None:
+        return ab * gain
+    mean = ab.mean(dim=(-2, -1), keepdim=True)
+    return (ab - mean) * gain + mean * cast
 
 
 def averaged(predicts: list, L, **kw):
@@ -50,6 +56,9 @@ def main() -> None:
     p.add_argument("--temps", nargs="+", type=float, default=[0.6, 0.8, 1.0, 1.2])
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 224])
     p.add_argument("--gains", nargs="+", type=float, default=[1.0], help="chroma gains on ab")
+    p.add_argument(
+        "--cast-gains", nargs="+", type=float, default=[None], help="gains on the mean ab"
+    )
     p.add_argument("--flips", nargs="+", type=int, default=[0], help="1: mirror-image TTA")
     p.add_argument("--ensemble", action="store_true", help="score the mean of all checkpoints")
     p.add_argument("--limit", type=int, default=None)
@@ -77,12 +86,12 @@ def main() -> None:
         model, ckpt = members[0], "+".join(group)
         temps = args.temps if all(hasattr(m.model, "temperature") for m in members) else [None]
         predict = functools.partial(averaged, [m.predict_ab for m in members])
-        grid = itertools.product(args.sizes, temps, args.gains, args.flips)
-        for size, temp, gain_ab, flip in grid:
+        grid = itertools.product(args.sizes, temps, args.gains, args.cast_gains, args.flips)
+        for size, temp, gain_ab, cast, flip in grid:
             if temp is not None:
                 for m in members:
                     m.model.temperature = temp
-            model.predict_ab = functools.partial(scaled, predict, gain_ab, bool(flip))
+            model.predict_ab = functools.partial(scaled, predict, gain_ab, cast, bool(flip))
             outs = [np.asarray(model.colorize(g, size=size)) for g in grays]
             o_t = t_of(outs)
             gain = np.mean(
@@ -94,6 +103,7 @@ def main() -> None:
                 "size": size,
                 "T": temp,
                 "chroma_gain": gain_ab,
+                "cast_gain": cast,
                 "flip_tta": bool(flip),
                 "gain_db": gain - gray_psnr,
                 "spread_ratio": spread / truth_spread,

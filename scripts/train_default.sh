@@ -5,8 +5,8 @@
 # ../shared/data/photos/train. See MODEL_CARD.md for the figures this gave.
 #
 # 200 of the 1,801 training photos are held out (splits/holdout/val.txt) to choose the epoch,
-# the annealing temperature, the working size and the chroma gain; photos/val is used only
-# for the final report.
+# the annealing temperature, the working size, the chroma gain and the cast gain; photos/val is
+# used only for the final report.
 #
 # Members fz and fzc were trained on a 2-core CPU by this script (about 26 minutes each). Members
 # s11-s14 were trained on one H200 GPU by scripts/gpu_twostage.py (the same recipe in bf16, from
@@ -55,11 +55,17 @@ for m in $MEMBERS; do
 done
 # Join the members at gain 1, score gains on the held-out photos (full resolution), then export
 # the chosen gain (1.38: the highest min(gain over gray / 1 dB, spread / 0.5 of the truth's)).
+# Then, at that gain, the cast gain on each photo's mean ab (1.15: the highest PSNR; the cast
+# does not change the spread).
 $PIX export "${CKPTS[@]}" -o runs/ensemble_g1 --size 224 --temperature 0.7 --chroma-gain 1.0
 $PY scripts/sweep_checkpoints.py runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
   --sizes 224 --gains 1.3 1.34 1.38 1.42 1.46 --device cpu --out runs/ensemble_g1/sweep.jsonl
+$PY scripts/sweep_checkpoints.py runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
+  --sizes 224 --gains "${GAIN:-1.38}" --cast-gains 1.0 1.1 1.15 1.2 1.25 --device cpu \
+  --out runs/ensemble_g1/sweep.jsonl
 $PIX export "${CKPTS[@]}" -o src/pixcolor/weights/default --fp16 \
-  --size "${SIZE:-224}" --temperature "${TEMPERATURE:-0.7}" --chroma-gain "${GAIN:-1.38}"
+  --size "${SIZE:-224}" --temperature "${TEMPERATURE:-0.7}" --chroma-gain "${GAIN:-1.38}" \
+  --cast-gain "${CAST_GAIN:-1.15}"
 # The `fast` model: member fz's last two epochs again, with the ensemble as teacher (its mean bin
 # distribution as the target), gain chosen on the held-out photos like the default's.
 mkdir -p runs/dist_ft/checkpoints
@@ -68,4 +74,4 @@ cp runs/fz_ft224/config.json runs/dist_ft/config.json
 $PIX train --resume --out runs/dist_ft --data cache/hold240 --load-size 240 --size 224 \
   --no-pretrained-encoder --epochs 16 --decay-epochs 6 --num-workers 0 --teacher default
 $PIX export runs/dist_ft/checkpoints/epoch_0016 -o src/pixcolor/weights/fast --fp16 \
-  --size 224 --temperature 0.7 --chroma-gain "${FAST_GAIN:-1.28}"
+  --size 224 --temperature 0.7 --chroma-gain "${FAST_GAIN:-1.28}" --cast-gain "${CAST_GAIN:-1.15}"

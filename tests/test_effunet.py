@@ -148,11 +148,34 @@ def test_norm_instance_and_rgb_input() -> None:
         {"head": "bins", "out_channels": 3},
         {"temperature": 0.0},
         {"chroma_gain": 0.0},
+        {"cast_gain": -0.1},
     ],
 )
 def test_bad_config_raises(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         EffUNet(**kwargs)
+
+
+@pytest.mark.parametrize("head", ["tanh", "bins"])
+def test_cast_gain_scales_the_mean_and_chroma_gain_the_variation(head: str) -> None:
+    kwargs = {"head": head, "decoder_channels": (32, 16, 16, 8, 8)}
+    plain = EffUNet(**kwargs).eval()
+    with torch.no_grad():
+        plain.head.bias.uniform_(-2, 2)  # a clear cast: random heads predict ab near 0
+    state = plain.state_dict()
+    split = EffUNet(**kwargs, chroma_gain=1.4, cast_gain=0.5).eval()
+    same = EffUNet(**kwargs, chroma_gain=1.4).eval()  # no cast_gain: a plain gain on ab
+    split.load_state_dict(state)
+    same.load_state_dict(state)
+    l_norm = _l_norm(64, 96)
+    with torch.no_grad():
+        ab, ab_split, ab_same = plain(l_norm), split(l_norm), same(l_norm)
+    mean = ab.mean(dim=(-2, -1), keepdim=True)  # (B, 2, 1, 1), per image and channel
+    assert float(mean.abs().min()) > 1e-3  # a cast to scale
+    torch.testing.assert_close(ab_same, 1.4 * ab)
+    torch.testing.assert_close(ab_split.mean(dim=(-2, -1), keepdim=True), 0.5 * mean)
+    torch.testing.assert_close(ab_split - 0.5 * mean, 1.4 * (ab - mean))
+    assert float((ab_split - ab_same).abs().max()) > 1e-3
 
 
 def test_custom_bin_centres_travel_with_state_dict() -> None:

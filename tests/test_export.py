@@ -61,17 +61,43 @@ def test_release_folder_fp16_size_and_temperature(tmp_path: Path, capsys) -> Non
 
 
 def test_release_folder_chroma_gain_scales_the_predicted_ab(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "release"
+    out, plain = tmp_path / "release", tmp_path / "plain"
+    assert (
+        main(["export", "default", "-o", str(plain), "--chroma-gain", "1", "--cast-gain", "1"]) == 0
+    )
     assert main(["export", "default", "-o", str(out), "--chroma-gain", "1.25"]) == 0
     assert json.loads((out / "config.json").read_text())["kwargs"]["chroma_gain"] == 1.25
     shipped, exported = load_model(device="cpu"), load_model(out, device="cpu")
     L = torch.rand(1, 1, 64, 96) * 100
-    ref = shipped.predict_ab(L) / shipped.model.chroma_gain
-    torch.testing.assert_close(exported.predict_ab(L), 1.25 * ref, rtol=0, atol=1e-4)
+    ref = load_model(plain, device="cpu").predict_ab(L)  # no gains
     assert float(ref.abs().mean()) > 0.3  # not all zero: the gain has something to scale
+    cast = ref.mean(dim=(-2, -1), keepdim=True)  # the shipped cast gain is kept
+    want = (ref - cast) * 1.25 + cast * shipped.model.cast_gain
+    torch.testing.assert_close(exported.predict_ab(L), want, rtol=0, atol=1e-4)
     for bad in ("0.2", "3"):
         assert main(["export", "default", "-o", str(out), "--chroma-gain", bad]) == 2
         assert "--chroma-gain must be in [0.5, 2]" in capsys.readouterr().err
+
+
+def test_release_folder_cast_gain_is_stored_and_checked(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "release"
+    assert main(["export", "default", "-o", str(out), "--cast-gain", "0.8"]) == 0
+    assert json.loads((out / "config.json").read_text())["kwargs"]["cast_gain"] == 0.8
+    assert load_model(out, device="cpu").model.cast_gain == 0.8
+    assert main(["export", "default", "-o", str(out), "--cast-gain", "2.5"]) == 2
+    assert "--cast-gain must be in [0, 2]" in capsys.readouterr().err
+
+
+def test_fp16_release_keeps_buffers_in_fp32(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    out = tmp_path / "release"
+    assert main(["export", "default", "-o", str(out), "--fp16"]) == 0
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        dtypes = {key: f.get_tensor(key).dtype for key in f.keys()}  # noqa: SIM118
+    assert dtypes["bin_centers"] == torch.float32
+    assert dtypes["head.weight"] == torch.float16
+    assert any(k.endswith("running_var") and v == torch.float32 for k, v in dtypes.items())
 
 
 def test_release_folder_refuses_temperature_on_tanh_models(tiny_unet: Path, capsys) -> None:
@@ -80,6 +106,9 @@ def test_release_folder_refuses_temperature_on_tanh_models(tiny_unet: Path, caps
     assert "ab-bin models only" in capsys.readouterr().err
     assert main(["export", str(tiny_unet), "-o", str(tiny_unet.parent / "x"),
                  "--chroma-gain", "1.2"]) == 2  # fmt: skip
+    assert "effunet colorizers only" in capsys.readouterr().err
+    assert main(["export", str(tiny_unet), "-o", str(tiny_unet.parent / "x"),
+                 "--cast-gain", "1.0"]) == 2  # fmt: skip
     assert "effunet colorizers only" in capsys.readouterr().err
 
 
@@ -124,14 +153,16 @@ def test_onnx_colorizer_dynamic_shapes_match_pytorch(tiny_unet: Path, capsys) ->
 @needs_onnx
 def test_onnx_shipped_default_bins_head(tmp_path: Path) -> None:
     """The shipped model (EfficientNet encoder with SAME padding, ab-bin head) exports with
-    dynamic sizes and keeps its temperature and chroma gain."""
+    dynamic sizes and keeps its temperature, chroma gain and cast gain."""
     from pixcolor.onnx_export import export_onnx
+    from pixcolor.pipeline import load_network
 
     out = tmp_path / "default.onnx"
-    result = export_onnx("default", out, temperature=1.0, chroma_gain=1.2)
+    gains = {"temperature": 1.0, "chroma_gain": 1.2, "cast_gain": 0.9}
+    result = export_onnx("default", out, **gains)
     assert result.kind == "colorizer" and result.max_abs_diff < 1e-4
-    net = load_model(device="cpu").model.float().eval()
-    net.temperature, net.chroma_gain = 1.0, 1.2
+    net, _ = load_network("default", **gains)
+    assert (net.temperature, net.chroma_gain, net.cast_gain) == (1.0, 1.2, 0.9)
     x = torch.rand(1, 1, 96, 128) * 2 - 1
     with torch.inference_mode():
         ref = net(x).numpy()

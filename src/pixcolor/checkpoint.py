@@ -76,10 +76,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _state_dict_for_save(model: nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """CPU copies of the state dict; ``dtype`` applies to floating parameters only, as buffers
+    (ab-bin centres, BatchNorm statistics) are small and rounding them would shift outputs."""
+    params = {key for key, _ in model.named_parameters()}
     out = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu()
-        if dtype is not None and value.is_floating_point():
+        if dtype is not None and value.is_floating_point() and key in params:
             value = value.to(dtype)
         out[key] = value.contiguous()
     return out
@@ -101,7 +104,8 @@ def save_model(
         folder: destination folder, created if needed.
         arch: registered generator name, so loading rebuilds the same class.
         kwargs: constructor arguments of that generator.
-        dtype: store floating tensors as this dtype (e.g. ``torch.float16`` for release).
+        dtype: store floating parameters as this dtype (e.g. ``torch.float16`` for release);
+            buffers keep theirs.
         extra: more JSON fields for ``config.json`` (working size, metrics, ...).
     """
     folder = Path(folder)

@@ -58,13 +58,11 @@ def _require_onnx() -> None:
         raise PixcolorError(f"ONNX export needs {', '.join(missing)}: pip install 'pixcolor[onnx]'")
 
 
-def _load(
-    name_or_path: str | Path, temperature: float | None, chroma_gain: float | None
-) -> tuple[nn.Module, dict, str]:
+def _load(name_or_path: str | Path, **overrides: float | None) -> tuple[nn.Module, dict, str]:
     """The fp32 CPU network, its config and its kind, from a shipped name or a model folder."""
     from pixcolor.pipeline import load_network
 
-    net, config = load_network(name_or_path, temperature=temperature, chroma_gain=chroma_gain)
+    net, config = load_network(name_or_path, **overrides)
     kind = "srcnn" if config["arch"] == "srcnn" else "colorizer"
     return net.to(memory_format=torch.contiguous_format), config, kind
 
@@ -108,6 +106,7 @@ def export_onnx(
     size: int | None = None,
     temperature: float | None = None,
     chroma_gain: float | None = None,
+    cast_gain: float | None = None,
     opset: int = OPSET,
 ) -> OnnxExport:
     """Export a colorizer or SRCNN to ``out`` (``.onnx``), atomically, and check it.
@@ -123,6 +122,7 @@ def export_onnx(
             model's own, or 64 for SRCNN).
         temperature: annealed-mean T for ab-bin colorizers (default: the model's).
         chroma_gain: factor on the predicted ab of effunet colorizers (default: the model's).
+        cast_gain: factor on each image's mean ab of effunet colorizers (default: the model's).
         opset: ONNX opset.
 
     Returns:
@@ -136,7 +136,9 @@ def export_onnx(
     import onnx
     import onnxruntime as ort
 
-    net, config, kind = _load(name_or_path, temperature, chroma_gain)
+    net, config, kind = _load(
+        name_or_path, temperature=temperature, chroma_gain=chroma_gain, cast_gain=cast_gain
+    )
     stride = _stride(net, kind)
     size = int(size or config.get("size", 64 if kind == "srcnn" else 256))
     side = max(stride, -(-size // stride) * stride)

@@ -71,6 +71,7 @@ def load_network(
     *,
     temperature: float | None = None,
     chroma_gain: float | None = None,
+    cast_gain: float | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The bare network of a shipped name or model folder: a colorizer or an SRCNN.
 
@@ -80,14 +81,16 @@ def load_network(
         name_or_path: a shipped model name (``default``, ``srcnn-x3``) or a model folder / file.
         temperature: a new annealed-mean T for ab-bin colorizers, in [0.01, 1].
         chroma_gain: a new factor on the predicted ab of an ``effunet`` colorizer, in
-            [0.5, 2] (1 = none).
+            [0.5, 2] (1 = none); on the variation around each image's mean ab where the model
+            has its own ``cast_gain``.
+        cast_gain: a new factor on each image's mean predicted ab (``effunet``), in [0, 2].
 
     Returns:
         The fp32 network on the CPU in eval mode, and its config with ``kwargs`` as built.
 
     Raises:
         PixcolorError: no such model, ``temperature`` on a model without ab bins,
-            ``chroma_gain`` on another architecture, or either out of range.
+            ``chroma_gain`` or ``cast_gain`` on another architecture, or any out of range.
         CheckpointError: unreadable weights or config.
     """
     path = model_path(name_or_path)
@@ -100,6 +103,8 @@ def load_network(
          "ab-bin models only (head='bins')", (0.01, 1.0)),
         ("chroma_gain", chroma_gain, config.get("arch") == "effunet",
          "effunet colorizers only", (0.5, 2.0)),
+        ("cast_gain", cast_gain, config.get("arch") == "effunet",
+         "effunet colorizers only", (0.0, 2.0)),
     ]  # fmt: skip
     for name, value, applies, only, (low, high) in overrides:
         if value is None:

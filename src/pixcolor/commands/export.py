@@ -2,7 +2,8 @@
 
 Takes a training checkpoint folder (or any model folder), optionally stores the weights in
 fp16 (half the size; inference casts back to fp32), and sets the default working size and,
-for ab-bin models, the annealed-mean temperature (and for effunet colorizers a chroma gain).
+for ab-bin models, the annealed-mean temperature (and for effunet colorizers a chroma gain, and
+a gain on each image's mean colour, its cast).
 
 ``pixcolor export CK1 CK2 ... -o DIR`` joins effunet colorizers trained on one frozen encoder
 (``--freeze-encoder``) into one ensemble model that averages their ab (``members=N``).
@@ -36,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--chroma-gain", type=float, default=None, help="factor on predicted ab (effunet)"
     )
+    p.add_argument(
+        "--cast-gain",
+        type=float,
+        default=None,
+        help="factor on each image's mean predicted ab; --chroma-gain then scales the "
+        "variation around it (effunet)",
+    )
     p.add_argument("--note", default=None, help="free text stored in config.json")
     p.add_argument(
         "--onnx",
@@ -53,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
     from pixcolor.pipeline import load_network
 
     loaded = [
-        load_network(c, temperature=args.temperature, chroma_gain=args.chroma_gain)
+        load_network(
+            c,
+            temperature=args.temperature,
+            chroma_gain=args.chroma_gain,
+            cast_gain=args.cast_gain,
+        )
         for c in args.checkpoint
     ]
     model, config = loaded[0]
@@ -115,6 +128,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
         size=args.size,
         temperature=args.temperature,
         chroma_gain=args.chroma_gain,
+        cast_gain=args.cast_gain,
     )
     size_mb = result.path.stat().st_size / 1e6
     print(

@@ -322,8 +322,12 @@ class EffUNet(nn.Module):
         head: ``"tanh"`` (regression) or ``"bins"`` (classification over ab bins).
         num_bins: Number of ab bins of the ``"bins"`` head; 0 means the full default grid.
         temperature: Annealed-mean temperature of :meth:`forward` for ``"bins"`` (0.38 in Zhang).
-        chroma_gain: Factor on the predicted ab (a saturation gain chosen on held-out photos
-            after training; 1 = none). Above 1, ab_norm can leave [-1, 1].
+        chroma_gain: Factor on the predicted ab's variation around the image's mean ab (a
+            saturation gain chosen on held-out photos after training; 1 = none). Above 1,
+            ab_norm can leave [-1, 1].
+        cast_gain: Factor on the image's mean predicted ab, its overall colour cast (``None``:
+            the same as ``chroma_gain``, a plain gain on ab). The cast adds no colour spread
+            but costs PSNR where it is wrong, so it can take a smaller gain than the variation.
         pretrained: Load the ImageNet encoder weights (needs the ``pretrained`` extra).
         encoder: ``"lite0"`` (3.0 M encoder parameters) or ``"lite2"`` (4.4 M, deeper).
         norm: Decoder normalisation; the encoder always keeps its BatchNorm.
@@ -352,6 +356,7 @@ class EffUNet(nn.Module):
         num_bins: int = 0,
         temperature: float = 0.38,
         chroma_gain: float = 1.0,
+        cast_gain: float | None = None,
         pretrained: bool = False,
         encoder: EncoderName = "lite0",
         norm: NormName = "batch",
@@ -371,6 +376,8 @@ class EffUNet(nn.Module):
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         if not 0 < chroma_gain <= 4:
             raise ConfigError(f"chroma_gain must be in (0, 4], got {chroma_gain}")
+        if cast_gain is not None and not 0 <= cast_gain <= 4:
+            raise ConfigError(f"cast_gain must be in [0, 4], got {cast_gain}")
         if not 0 <= dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         if members < 1:
@@ -379,6 +386,7 @@ class EffUNet(nn.Module):
         self.output_kind: str = head
         self.temperature = float(temperature)
         self.chroma_gain = float(chroma_gain)
+        self.cast_gain = self.chroma_gain if cast_gain is None else float(cast_gain)
 
         self.encoder = EfficientNetLiteEncoder(encoder)
         skip_channels = (*self.encoder.channels[-2::-1], in_channels)  # Lite0: 112, 40, 24, 16, in
@@ -508,7 +516,8 @@ class EffUNet(nn.Module):
             l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1], H and W multiples of 32.
 
         Returns:
-            ``(B, out_channels, H, W)`` ab_norm in [-1, 1], times ``chroma_gain``.
+            ``(B, out_channels, H, W)`` ab_norm in [-1, 1], then scaled: each image's mean ab
+            by ``cast_gain`` and the variation around it by ``chroma_gain``.
         """
         if self.output_kind == "bins" and not self._centers_ready:
             raise RuntimeError("bin centres not set: call set_bin_centers() or load a state dict")
@@ -523,4 +532,7 @@ class EffUNet(nn.Module):
         ab = outs[0] if len(outs) == 1 else torch.stack(outs).mean(0)
         if self.output_kind == "bins":
             ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
-        return ab * self.chroma_gain
+        if self.cast_gain == self.chroma_gain:
+            return ab * self.chroma_gain
+        cast = ab.mean(dim=(-2, -1), keepdim=True)  # (B, C, 1, 1)
+        return (ab - cast) * self.chroma_gain + cast * self.cast_gain
