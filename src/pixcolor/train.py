@@ -222,13 +222,12 @@ class Trainer:
                     loss_g = loss_g + cfg.lambda_gan * loss_gan
                     losses["loss_g_gan"] = loss_gan.detach()
                 if logits is not None:
-                    q = self.G_raw.quantizer
-                    target_ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
                     if self.teacher is not None:  # distillation: the teacher's distribution
                         with torch.no_grad():
                             target = self.teacher.member_probs(L)
-                    else:
-                        target = q.encode(target_ab)
+                    else:  # the truth's bins, from ab at the logits' resolution
+                        target_ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
+                        target = self.G_raw.quantizer.encode(target_ab)
                     loss_bins = F.cross_entropy(logits.float(), target, weight=self.bins_weights)
                     loss_g = loss_g + cfg.lambda_bins * loss_bins
                     losses["loss_bins"] = loss_bins.detach()
