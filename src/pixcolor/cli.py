@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "train",
     "colorize",
     "evaluate",
+    "video",
+    "evaluate_video",
     "sr",
     "serve",
     "demo",
