@@ -1,15 +1,20 @@
-"""Shared fixtures: seeded randomness and the optional ../shared/data folder."""
+"""Shared fixtures: seeded randomness and the optional data folder (``PIXCOLOR_DATA``)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-# ../shared/data next to the repository root (tests/ -> repo root -> ..).
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+# Real photos for the few tests that need them: $PIXCOLOR_DATA, by default ../shared/data next to
+# the repository root (tests/ -> repo root -> ..).
+SHARED_DATA = Path(
+    os.environ.get("PIXCOLOR_DATA")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+)
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ def torch_seed() -> None:
 
 @pytest.fixture
 def shared_data() -> Path:
-    """Path of ../shared/data; skips the test when the folder is absent."""
+    """The data folder ($PIXCOLOR_DATA); skips the test when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder not found: {SHARED_DATA}")
+        pytest.skip(f"data folder not found: {SHARED_DATA} (set PIXCOLOR_DATA)")
     return SHARED_DATA
