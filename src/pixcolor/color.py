@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -245,6 +246,37 @@ def float_to_uint8(x: Tensor) -> Tensor:
         raise TypeError(f"expected a floating-point tensor, got {got}")
     scaled = torch.nan_to_num(x.to(_compute_dtype(x.dtype)), nan=0.0) * 255.0
     return scaled.round().clamp(0, 255).to(torch.uint8)
+
+
+GRAY_STRIP_ROWS = 512  # rows converted at once by gray_uint8, so memory stays bounded
+
+
+def gray_uint8(rgb: np.ndarray) -> np.ndarray:
+    """The photo's own CIE L as a gray image: Lab with a = b = 0, back to 8-bit sRGB.
+
+    This is the grayscale input of ``pixcolor demo`` and ``pixcolor evaluate`` (and their gray
+    baseline): colorizing it and comparing with the original scores only the colour.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 sRGB.
+
+    Returns:
+        ``(H, W, 3)`` uint8 gray sRGB, three equal channels.
+
+    Example:
+        >>> gray_uint8(np.array([[[255, 0, 0]]], np.uint8)).tolist()
+        [[[127, 127, 127]]]
+    """
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    out = np.empty_like(rgb)
+    for y0 in range(0, rgb.shape[0], GRAY_STRIP_ROWS):
+        rows = rgb[y0 : y0 + GRAY_STRIP_ROWS]
+        lab = _rgb_to_lab(torch.from_numpy(np.array(rows)).permute(2, 0, 1).float() / 255)
+        lab[1:] = 0.0
+        gray = _lab_to_rgb(lab, True).mul(255).round().to(torch.uint8)  # (3, h, W)
+        out[y0 : y0 + GRAY_STRIP_ROWS] = gray.permute(1, 2, 0).numpy()
+    return out
 
 
 class RgbToLab(nn.Module):
