@@ -136,7 +136,7 @@ def colorize_in_page(browser, url: str, photo: Path, viewport: dict):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
     page.goto(url)
-    sync_api.expect(page.locator("#model-info")).to_contain_text("Model unet on cpu")
+    sync_api.expect(page.locator("#model-info")).to_contain_text("Model default on cpu")
     page.set_input_files("#file", str(photo))
     page.locator("body[data-state='done']").wait_for(timeout=COLORIZE_TIMEOUT_MS)
     assert page.locator("#error").is_hidden(), page.locator("#error").text_content()

@@ -10,7 +10,7 @@ from pixcolor.errors import ConfigError, PixcolorError
 logger = logging.getLogger(__name__)
 
 # Modules of the ``web`` extra; a missing one means the extra is not installed.
-WEB_MODULES = {"fastapi", "starlette", "uvicorn", "python_multipart"}
+WEB_MODULES = {"fastapi", "starlette", "uvicorn", "python_multipart", "h11"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -23,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (8000)")
     p.add_argument(
         "--model",
+        action="append",
         default=None,
-        help="shipped model name or weights folder/.safetensors (default: shipped)",
+        help="shipped model name or weights folder/.safetensors; repeat to offer several, "
+        "the first is the default (default: every shipped colorizer, 'default' first)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, mps, ... (default: best available)")
     p.add_argument(
@@ -42,22 +44,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=4,
         help="photos waiting or running at once; more get 'busy' (4)",
     )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (besides --host and the loopback "
+        "names; others are refused, against DNS rebinding); repeatable",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model once, then serve the page until Ctrl+C."""
+    """Check the port, load and warm the models, then serve the page until Ctrl+C."""
     try:
-        import uvicorn
-
         from pixcolor.web.app import create_app
+        from pixcolor.web.models import load_models
+        from pixcolor.web.options import WebOptions
+        from pixcolor.web.security import allowed_hosts
+        from pixcolor.web.server import bind, build_server
     except ModuleNotFoundError as exc:
         if exc.name not in WEB_MODULES:
             raise
         raise PixcolorError(
             f"pixcolor serve needs {exc.name}, which is not installed: pip install 'pixcolor[web]'"
         ) from None
-    from pixcolor.pipeline import load_model
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {args.port}")
@@ -69,27 +80,67 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise ConfigError(f"{flag} must be positive")
-
-    colorizer = load_model(args.model, device=args.device)
-    app = create_app(
-        colorizer,
+    options = WebOptions(
         max_upload_bytes=max_upload_bytes,
         max_pixels=args.max_pixels,
         max_queue=args.queue,
+        allowed_hosts=allowed_hosts(args.host, args.allow_host),
     )
-    if args.host not in LOOPBACK_HOSTS:
-        logger.warning(
-            "listening on %s: anyone who can reach this address can use the "
-            "colorizer (there is no login)",
-            args.host,
+    sock = bind(args.host, args.port)  # before the models load: a taken port fails at once
+    try:
+        device = _checked_device(args.device)
+        models = load_models(_model_names(args.model), device=device, log=logger.info)
+        server = build_server(create_app(models, options), options)
+        if args.host not in LOOPBACK_HOSTS:
+            logger.warning(
+                "listening on %s: anyone who can reach this address can use the "
+                "colorizer (there is no login)",
+                args.host,
+            )
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        port = sock.getsockname()[1]
+        described = ", ".join(f"{m['name']} ({m['device']})" for m in models.describe())
+        logger.info(
+            "pixcolor: ready at http://%s:%d/ with %s (Ctrl+C stops)", host, port, described
         )
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    logger.info(
-        "pixcolor: %s on %s; open http://%s:%d/ (Ctrl+C stops)",
-        colorizer.name,
-        colorizer.device,
-        host,
-        args.port,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def _checked_device(name: str | None) -> str | None:
+    """``name`` if PyTorch can put a tensor there; else one line naming what is available."""
+    if name is None:
+        return None
+    import torch
+
+    from pixcolor.device import resolve_device
+
+    try:
+        torch.empty(0, device=resolve_device(name))
+    except (RuntimeError, AssertionError) as exc:
+        available = ["cpu"]
+        if torch.cuda.is_available():
+            available += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            available.append("mps")
+        if str(exc).startswith("Expected one of"):
+            reason = "not a device name"
+        else:
+            reason = f"not available in this PyTorch ({torch.__version__})"
+        raise ConfigError(
+            f"--device {name}: {reason}; available here: {', '.join(available)}"
+        ) from None
+    return name
+
+
+def _model_names(asked: list[str] | None) -> list[str]:
+    """The models to offer: those asked for, else every shipped colorizer, 'default' first."""
+    if asked:
+        return list(dict.fromkeys(asked))
+    from pixcolor.pipeline import DEFAULT_MODEL, available_models
+
+    shipped = available_models()
+    return sorted(shipped, key=lambda name: name != DEFAULT_MODEL) or [DEFAULT_MODEL]
