@@ -540,7 +540,7 @@ def test_checkpoint_write_on_full_disk_keeps_previous(tmp_path, monkeypatch):
         "last/manifest.json",
     }
     # Weights and small files: the same clear error, nothing half-written.
-    monkeypatch.setattr(ckpt, "save_file", lambda *a, **k: disk_full(Path(a[1])))
+    monkeypatch.setattr("pixcolor.atomic.fsync_file", disk_full)  # the disk fills while saving
     with pytest.raises(PixcolorError, match="No space left on device"):
         save_model(create_generator("unet", **TINY), tmp_path / "export", "unet", TINY)
     assert everything_under(tmp_path / "export") == set()

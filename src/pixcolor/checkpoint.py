@@ -22,48 +22,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from pixcolor.errors import CheckpointError, PixcolorError
+from pixcolor import atomic
+from pixcolor.errors import CheckpointError
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.safetensors"
 MODEL_CONFIG = "config.json"
-# Permissions of written files and checkpoint folders (mkstemp/mkdtemp default to owner-only).
-FILE_MODE = 0o644
-DIR_MODE = 0o755
-
-
-def _write_error(path: Path, exc: OSError, what: str = "cannot write") -> PixcolorError:
-    """A one-line error for a failed write (disk full, no permission, ...)."""
-    return PixcolorError(f"{path}: {what}: {exc.strerror or exc}")
+# Permissions of checkpoint folders (mkdtemp's default is owner-only); files: pixcolor.atomic.
+DIR_MODE = atomic.DIR_MODE
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temp file in the same folder and a rename.
+    """Write ``data`` to ``path`` atomically (:func:`pixcolor.atomic.atomic_write_bytes`).
 
     Raises:
         PixcolorError: the write failed (disk full, no permission); ``path`` is unchanged and
             no temp file is left.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from exc
-        raise
+    atomic.atomic_write_bytes(path, data)
 
 
 def sha256_file(path: Path) -> str:
@@ -110,20 +90,10 @@ def save_model(
     """
     folder = Path(folder)
     tensors = _state_dict_for_save(model, dtype)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{MODEL_FILE}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as exc:
-        raise _write_error(folder / MODEL_FILE, exc) from exc
-    try:
-        save_file(tensors, tmp, metadata={"arch": arch})
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, folder / MODEL_FILE)
-    except OSError as exc:
-        raise _write_error(folder / MODEL_FILE, exc) from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    # Serialised here and written by pixcolor.atomic (safetensors' own save_file would
+    # recreate the file owner-only, 0600).
+    atomic.atomic_write_bytes(folder / MODEL_FILE, safetensors_bytes(tensors, {"arch": arch}))
     config = {"arch": arch, "kwargs": dict(kwargs), **dict(extra or {})}
     atomic_write_bytes(folder / MODEL_CONFIG, json.dumps(config, indent=2).encode())
     return folder

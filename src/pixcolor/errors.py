@@ -37,3 +37,15 @@ class CheckpointError(PixcolorError):
 
 class DownloadError(PixcolorError):
     """A download failed, or its size/checksum did not match, or its archive is unsafe."""
+
+
+class OutputExistsError(PixcolorError):
+    """An output file exists and was not to be replaced.
+
+    Attributes:
+        path: The existing file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        super().__init__(f"{path}: already exists (not replaced)")

@@ -8,13 +8,11 @@ state (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import logging
 import os
 import re
-import secrets
 import stat
 import struct
 import warnings
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from pixcolor.atomic import atomic_write
 from pixcolor.color import float_to_uint8, uint8_to_float
 from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.png import write_png
@@ -314,7 +313,7 @@ def save_image_atomic(
     overwrite: bool = False,
     quality: int = 95,
 ) -> Path:
-    """Write ``img`` to ``path`` atomically: a hidden temp file, fsync, then rename.
+    """Write ``img`` to ``path`` atomically (:func:`pixcolor.atomic.atomic_write`).
 
     Readers never see a half-written file, and a failure leaves no temp file behind.
 
@@ -330,8 +329,9 @@ def save_image_atomic(
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        PixcolorError: the target exists (and not ``overwrite``), the format is unknown, or
-            writing failed (permissions, disk full, a mode the format cannot store).
+        OutputExistsError: the target exists and ``overwrite`` is off.
+        PixcolorError: the format is unknown, or writing failed (permissions, disk full, a
+            mode the format cannot store).
     """
     path = Path(path)
     if format is None:
@@ -348,85 +348,15 @@ def save_image_atomic(
         # further (a 12 MP photo: 0.9 s vs 4.5 s, 16.2 vs 15.7 MB).
         options["compress_level"] = PNG_COMPRESS_LEVEL
     fast_png = format == "PNG" and img.mode in FAST_PNG_MODES
-    if not overwrite and path.exists():
-        raise _exists_error(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PixcolorError(f"{path}: cannot create folder: {exc.strerror or exc}") from exc
-    tmp = _create_temp(path)
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fp:
             if fast_png:  # our writer: Sub filter, parallel deflate (pixcolor.png)
                 write_png(np.asarray(img), fp, level=PNG_COMPRESS_LEVEL)
             else:
-                img.save(fp, format=format, **options)
-            fp.flush()
-            os.fsync(fp.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _move_no_clobber(tmp, path)
-    except FileExistsError as exc:
-        _remove_quietly(tmp)
-        raise _exists_error(path) from exc
-    except (OSError, ValueError, KeyError) as exc:
-        _remove_quietly(tmp)
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise PixcolorError(f"{path}: cannot write image: {reason}") from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+                try:
+                    img.save(fp, format=format, **options)
+                except (ValueError, KeyError) as exc:  # a mode or option the format lacks
+                    raise PixcolorError(f"{path}: cannot write image: {exc}") from exc
 
-
-def _exists_error(path: Path) -> PixcolorError:
-    """The error for a target that exists while ``overwrite`` is off."""
-    return PixcolorError(f"{path}: already exists (pass overwrite=True to replace it)")
-
-
-def _create_temp(path: Path) -> Path:
-    """Create an empty hidden temp file next to ``path`` (``.<name>.<random>.tmp``)."""
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            # 0o666 minus the umask, as a normal open() would give (mkstemp would force 0o600).
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise PixcolorError(f"{path}: cannot write image: {exc.strerror or exc}") from exc
-        return tmp
-    raise PixcolorError(f"{path}: cannot create a temporary file next to it")
-
-
-def _move_no_clobber(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path``, raising FileExistsError if ``path`` appeared meanwhile."""
-    try:
-        os.link(tmp, path)  # atomic, and fails if the target exists
-    except FileExistsError:
-        raise
-    except OSError:
-        # No hard links on this filesystem: check, then rename (a small race window).
-        if path.exists():
-            raise FileExistsError(path) from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def _remove_quietly(path: Path) -> None:
-    """Delete ``path`` if it still exists."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable by syncing its folder (best effort; not possible everywhere)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    return atomic_write(path, write, overwrite=overwrite)
