@@ -1,4 +1,4 @@
-"""Tests for GANLoss, l1_loss, the colour-spread loss and the pix2pix weight init."""
+"""Tests for GANLoss, the colour-spread loss and the pix2pix weight init."""
 
 from __future__ import annotations
 
@@ -8,17 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from pixcolor import losses, metrics
+from pixcolor import metrics
 from pixcolor.color import lab_normalized_to_rgb
-from pixcolor.losses import (
-    DEFAULT_LAMBDA_L1,
-    GANLoss,
-    colour_spread_rgb,
-    init_weights,
-    l1_loss,
-    spread_loss,
-)
-from pixcolor.models import blocks
+from pixcolor.losses import GANLoss, colour_spread_rgb, spread_loss
+from pixcolor.models.blocks import init_weights
 
 LOGITS = [0.0, 2.0, -1.0, 0.5]
 
@@ -68,17 +61,6 @@ def test_gan_loss_has_no_buffers_and_passes_gradients() -> None:
 def test_gan_loss_rejects_unknown_mode() -> None:
     with pytest.raises(ValueError, match="mode"):
         GANLoss("wgan")  # type: ignore[arg-type]
-
-
-def test_l1_loss_and_lambda() -> None:
-    pred = torch.zeros(1, 2, 1, 2)
-    target = torch.tensor([1.0, -3.0, 0.5, 0.5]).view(1, 2, 1, 2)
-    assert float(l1_loss(pred, target)) == pytest.approx(5.0 / 4)
-    assert DEFAULT_LAMBDA_L1 == 100.0
-
-
-def test_init_weights_is_shared() -> None:
-    assert losses.init_weights is blocks.init_weights
 
 
 def test_init_weight_statistics() -> None:

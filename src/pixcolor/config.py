@@ -7,6 +7,7 @@ out-of-range values with a :class:`~pixcolor.errors.ConfigError`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -27,61 +28,97 @@ else:  # pragma: no cover - Python 3.10
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
+def option(default: Any, help: str) -> Any:
+    """A dataclass field whose metadata holds its one-line ``--help`` text.
+
+    Mutable defaults (a dict) are copied for every instance.
+    """
+    if isinstance(default, dict):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on. Defaults follow the seed write-up."""
 
     # --- data ---
-    data: str = ""  # training images: folder, .txt file list, or prepared cache folder
-    val: str | None = None  # validation images (same kinds); None = no validation
-    out: str = "runs/default"  # run folder: checkpoints, metrics.jsonl, grids, curves
-    size: int = 256  # working size: images are resized to size x size (seed: 256, bicubic)
-    load_size: int | None = None  # decode size before augmentation (None = size); crops use it
-    limit: int | None = None  # use only the first N training images (quick trials)
-    val_limit: int | None = None  # use only the first N validation images
-    augment: Literal["flip", "crop"] = (
-        "flip"  # flip: seed's h-flip; crop: random resized crop + flip
+    data: str = option("", "training images: folder, .txt file list, or prepared cache folder")
+    val: str | None = option(None, "validation images (same kinds); none = no validation")
+    out: str = option("runs/default", "run folder: checkpoints, metrics.jsonl, grids, curves")
+    size: int = option(256, "working size: images are resized to size x size (seed: 256, bicubic)")
+    load_size: int | None = option(
+        None, "decode size before augmentation (none = size); crops use it"
     )
-    crop_min_scale: float = 0.35  # smallest crop area fraction for augment="crop"
-    num_workers: int | None = None  # data loader workers; None = automatic
+    limit: int | None = option(None, "use only the first N training images (quick trials)")
+    val_limit: int | None = option(None, "use only the first N validation images")
+    augment: Literal["flip", "crop"] = option(
+        "flip", "flip: horizontal flips; crop: random resized crops + flips"
+    )
+    crop_min_scale: float = option(0.35, "smallest crop area fraction for --augment crop")
+    num_workers: int | None = option(None, "data loader workers; none = automatic")
     # --- model ---
-    generator: str = "seed"  # registered generator name (pixcolor.models.list_generators())
-    generator_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides
-    discriminator: str = "patchgan"  # registered discriminator name
-    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides
-    pretrained_encoder: bool = False  # load ImageNet weights into the encoder (effunet only)
-    freeze_encoder: bool = False  # train the decoder only; encoder weights and BN stats fixed
+    generator: str = option("seed", "registered generator name (pixcolor.models.list_generators())")
+    generator_kwargs: dict[str, Any] = option(  # noqa: RUF009 (option() is a field())
+        {}, 'generator constructor arguments, JSON (e.g. {"head": "bins"})'
+    )
+    discriminator: str = option("patchgan", "registered discriminator name")
+    discriminator_kwargs: dict[str, Any] = option(  # noqa: RUF009 (option() is a field())
+        {}, "discriminator constructor arguments, JSON"
+    )
+    pretrained_encoder: bool = option(
+        False, "load ImageNet weights into the encoder (effunet only)"
+    )
+    freeze_encoder: bool = option(
+        False, "train the decoder only; encoder weights and BN stats fixed"
+    )
     # --- loss ---
-    gan_mode: Literal["vanilla", "lsgan", "none"] = "vanilla"  # "none" trains G with L1 alone
-    lambda_l1: float = 100.0  # pix2pix: GAN + 100 x L1
-    lambda_gan: float = 1.0  # weight of the generator's GAN term
-    lambda_bins: float = 1.0  # weight of the ab-bin classification loss (head="bins" only)
-    bins_rebalance: float = 0.5  # Zhang's lambda: mix of prior and uniform; 1 = no rebalancing
-    lambda_spread: float = 0.0  # weight of |colour spread(output) - spread(truth)| per image
-    teacher: str | None = None  # distil: a bins colorizer whose mean bin distribution is the target
-    pretrain_epochs: int = 0  # L1-only generator epochs before the GAN stage ("NoGAN")
+    gan_mode: Literal["vanilla", "lsgan", "none"] = option(
+        "vanilla", "adversarial loss; none trains G without a discriminator"
+    )
+    lambda_l1: float = option(100.0, "weight of the L1 term (pix2pix: 100)")
+    lambda_gan: float = option(1.0, "weight of the generator's GAN term")
+    lambda_bins: float = option(
+        1.0, "weight of the ab-bin classification loss (bin-head generators only)"
+    )
+    bins_rebalance: float = option(
+        0.5, "Zhang's lambda: mix of prior and uniform; 1 = no rebalancing"
+    )
+    lambda_spread: float = option(
+        0.0, "weight of |colour spread(output) - spread(truth)| per image"
+    )
+    teacher: str | None = option(
+        None, "distil: a bins colorizer whose mean bin distribution is the target"
+    )
+    pretrain_epochs: int = option(0, "L1-only generator epochs before the GAN stage (NoGAN)")
     # --- optimisation ---
-    epochs: int = 20  # total epochs (resume continues up to this number)
-    batch_size: int = 16  # images per step (per process)
-    lr_g: float = 2e-4  # Adam learning rate of the generator (pix2pix)
-    lr_d: float = 2e-4  # Adam learning rate of the discriminator
-    beta1: float = 0.5  # Adam beta1 (pix2pix)
-    beta2: float = 0.999  # Adam beta2
-    decay_epochs: int = 0  # lr constant, then linear decay to 0 over the last N epochs
-    grad_accum: int = 1  # gradient accumulation steps (global batch = batch x accum x world)
+    epochs: int = option(20, "total epochs (resume continues up to this number)")
+    batch_size: int = option(16, "images per step (per process)")
+    lr_g: float = option(2e-4, "Adam learning rate of the generator (pix2pix)")
+    lr_d: float = option(2e-4, "Adam learning rate of the discriminator")
+    beta1: float = option(0.5, "Adam beta1 (pix2pix)")
+    beta2: float = option(0.999, "Adam beta2")
+    decay_epochs: int = option(0, "lr constant, then linear decay to 0 over the last N epochs")
+    grad_accum: int = option(
+        1, "gradient accumulation steps (global batch = batch x accum x world)"
+    )
     # --- speed ---
-    device: str | None = None  # cuda / mps / cpu; None = best available
-    precision: Precision = "auto"  # auto: bf16 where fast (AMX/AVX512-BF16, CUDA), fp16 on old GPUs
-    channels_last: bool = True  # NHWC memory format (faster convolutions on CPU and GPU)
-    compile: bool = False  # torch.compile the networks
-    sync_bn: bool = False  # SyncBatchNorm under DDP (torchrun on CUDA); see the README
-    dist_timeout: float = 600.0  # seconds a collective waits before a DDP job fails (torchrun)
+    device: str | None = option(None, "cuda, mps or cpu; none = the best available")
+    precision: Precision = option(  # noqa: RUF009 (option() is a field())
+        "auto", "auto: bf16 where fast (AMX/AVX512-BF16, CUDA), fp16 on old GPUs"
+    )
+    channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU and GPU)")
+    compile: bool = option(False, "torch.compile the networks")
+    sync_bn: bool = option(False, "SyncBatchNorm under DDP (torchrun on CUDA); see the README")
+    dist_timeout: float = option(
+        600.0, "seconds a collective waits before a DDP job fails (torchrun)"
+    )
     # --- bookkeeping ---
-    seed: int = 0  # seeds weights, data order and augmentation
-    keep_last: int = 3  # keep the checkpoints of the last N epochs (plus last and best)
-    val_every: int = 1  # validate every N epochs
-    grid_images: int = 6  # fixed validation images shown in the PNG grid
-    log_every: int = 10  # steps between JSONL log lines
+    seed: int = option(0, "seeds weights, data order and augmentation")
+    keep_last: int = option(3, "keep the checkpoints of the last N epochs (plus last and best)")
+    val_every: int = option(1, "validate every N epochs")
+    grid_images: int = option(6, "fixed validation images shown in the PNG grid")
+    log_every: int = option(10, "steps between JSONL log lines")
 
     def __post_init__(self) -> None:
         checks = [

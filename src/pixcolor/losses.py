@@ -1,8 +1,5 @@
-"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN), the L1 reconstruction term
-and ``spread_loss``, which matches each output's amount of colour to its truth's.
-
-``init_weights`` lives with the layers in ``pixcolor.models.blocks`` and is re-exported here.
-"""
+"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN) and ``spread_loss``, which
+matches each output's amount of colour to its truth's (the L1 term is ``F.l1_loss``)."""
 
 from __future__ import annotations
 
@@ -12,21 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pixcolor.color import lab_normalized_to_rgb
-from pixcolor.models.blocks import init_weights
-
-__all__ = [
-    "DEFAULT_LAMBDA_L1",
-    "GANLoss",
-    "colour_spread_rgb",
-    "init_weights",
-    "l1_loss",
-    "spread_loss",
-]
-
-# Weight of the L1 term against the GAN term: lambda = 100 in pix2pix (Isola et al., CVPR 2017,
-# Sec. 4 / junyanz ``--lambda_L1``).
-DEFAULT_LAMBDA_L1 = 100.0
+from pixcolor.color import lab_normalized_to_rgb, rgb_to_opponent
 
 GANMode = Literal["vanilla", "lsgan"]
 
@@ -72,19 +55,6 @@ class GANLoss(nn.Module):
         return F.mse_loss(logits, target)
 
 
-def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean absolute error between predicted and true ab.
-
-    Args:
-        pred: ``(B, 2, H, W)`` predicted ab_norm in [-1, 1].
-        target: same shape, the true ab_norm.
-
-    Returns:
-        Scalar mean |pred - target|.
-    """
-    return F.l1_loss(pred, target)
-
-
 def colour_spread_rgb(rgb: Tensor, eps: float = 1e-6) -> Tensor:
     """Differentiable per-image colour spread sqrt(var(R - G) + var((R + G) / 2 - B)).
 
@@ -98,8 +68,7 @@ def colour_spread_rgb(rgb: Tensor, eps: float = 1e-6) -> Tensor:
     Returns:
         ``(B,)`` spreads, about 0.14 for a typical photo and 0 for a gray one.
     """
-    r, g, b = rgb.float().flatten(2).unbind(1)
-    rg, yb = r - g, 0.5 * (r + g) - b
+    rg, yb = rgb_to_opponent(rgb.float()).flatten(2).unbind(1)
     return torch.sqrt(rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + eps)
 
 

@@ -5,20 +5,56 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pixcolor.augment import batch_generator, random_flip, random_resized_crop, resize
 from pixcolor.color import rgb_to_lab_normalized
 from pixcolor.config import TrainConfig
 from pixcolor.data import ColorizationDataset
+from pixcolor.device import fast_bf16
 from pixcolor.distributed import DistContext
 from pixcolor.errors import ConfigError, PixcolorError
 from pixcolor.models import create_discriminator, create_generator
 
 # Images used to estimate the ab prior for class rebalancing (head="bins").
 PRIOR_IMAGES = 512
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Map ``auto|bf16|fp16|fp32`` to an autocast dtype (``None`` = fp32) for ``device``."""
+    if precision == "fp32" or device.type == "mps":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if fast_bf16(device) else None
+
+
+class BinLogits(nn.Module):
+    """Forward = ``generator.forward_logits``: DDP all-reduces only what runs through forward."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, L: Tensor) -> Tensor:
+        return self.generator.forward_logits(L)
+
+
+def no_sync(*modules: nn.Module | None) -> ExitStack:
+    """Enter ``no_sync`` of each DDP module given (None skipped): no gradient all-reduce."""
+    stack = ExitStack()
+    for ddp in modules:
+        if ddp is not None:
+            stack.enter_context(ddp.no_sync())
+    return stack
 
 
 def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
@@ -151,6 +187,42 @@ def make_train_loader(
     )
 
 
+def prepare_batch(
+    rgb_u8: Tensor,
+    config: TrainConfig,
+    device: torch.device,
+    dist: DistContext,
+    epoch: int,
+    step: int,
+) -> tuple[Tensor, Tensor]:
+    """Augment a batch on ``device`` and convert it to the networks' Lab.
+
+    Args:
+        rgb_u8: ``(B, 3, h, w)`` uint8 RGB, this rank's share of the global batch.
+        config: ``augment``, ``size``, ``crop_min_scale``, ``seed``, ``channels_last``.
+        device: where the work happens.
+        dist: this rank's place; the random draws cover the global batch.
+        epoch: seeds the draws with ``step`` (see :func:`~pixcolor.augment.batch_generator`).
+        step: the step in the epoch.
+
+    Returns:
+        ``L (B, 1, S, S)`` and ``ab (B, 2, S, S)``, normalised to about [-1, 1].
+    """
+    gen = batch_generator(config.seed, epoch, step)
+    rank, world = dist.rank, dist.world_size
+    rgb = rgb_u8.to(device, non_blocking=True).float().div_(255.0)
+    if config.augment == "crop":
+        rgb = random_resized_crop(
+            rgb, config.size, gen, min_scale=config.crop_min_scale, rank=rank, world_size=world
+        )
+    else:
+        rgb = resize(rgb, config.size, config.size).clamp_(0, 1)
+    rgb = random_flip(rgb, gen, rank=rank, world_size=world)
+    if config.channels_last:
+        rgb = rgb.contiguous(memory_format=torch.channels_last)
+    return rgb_to_lab_normalized(rgb)
+
+
 @torch.no_grad()
 def class_weights_for(generator: nn.Module, dataset: Dataset, config: TrainConfig) -> Tensor:
     """Zhang et al.'s rebalancing weights for the generator's ab bins, from the training prior."""
@@ -174,9 +246,9 @@ def load_teacher(name: str, student: nn.Module, device: torch.device) -> nn.Modu
     Raises:
         ConfigError: the student or the teacher has no ab-bin head, or their bin grids differ.
     """
-    from pixcolor.pipeline import load_network  # the pipeline imports the models, not training
+    from pixcolor.models.hub import load_network
 
-    teacher, _ = load_network(name)
+    teacher, _ = load_network(name, "colorizer")
     if getattr(student, "output_kind", None) != "bins" or not hasattr(teacher, "member_probs"):
         raise ConfigError(f"teacher {name}: distillation needs effunet ab-bin models on both sides")
     if getattr(teacher, "output_kind", None) != "bins" or not torch.allclose(

@@ -1,29 +1,18 @@
 """Command-line flags generated from a frozen config dataclass, one flag per field.
 
-The comment beside each field in the dataclass source is the flag's ``--help`` text, so the
-dataclass stays the single statement of every option (``TrainConfig``, ``SRTrainConfig``).
+Each field's ``--help`` text is in its metadata (``config.option(default, help)``), so the
+dataclass stays the single statement of every option (``TrainConfig``, ``SRTrainConfig``) and
+``--help`` works in an install without source files.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import re
 import typing
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, fields
 from typing import Any
-
-FIELD_COMMENT = re.compile(r"^\s+(\w+): .*?#\s*(.+)$")
-
-
-def field_help(cls: type) -> dict[str, str]:
-    """Field name -> the one-line comment beside it in ``cls``'s source."""
-    return {
-        m[1]: m[2]
-        for line in inspect.getsource(cls).splitlines()
-        if (m := FIELD_COMMENT.match(line))
-    }
 
 
 def _json_dict(text: str) -> dict:
@@ -44,20 +33,50 @@ def _optional(kind: type):
     return parse
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add ``--field-name`` for every field of ``cls`` (default: not given, ``SUPPRESS``).
+def field_default(f: Field) -> Any:
+    """The default value of a dataclass field (calling its factory)."""
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def show_value(value: Any) -> str:
+    """A config value as a user types it on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _help(f: Field, default: Any) -> str:
+    text = str(f.metadata.get("help", "")).replace("``", "")
+    if default != "":  # an empty default (--data) is required, not a default
+        text += f" (default: {show_value(default)})"
+    return text.replace("%", "%%")
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
+    """Add ``--field-name`` for every field of ``cls`` (when not given: absent, ``SUPPRESS``).
 
     bool fields get ``--x/--no-x``, Literal fields ``choices``, dict fields a JSON object,
-    ``X | None`` fields accept ``none``.
+    ``X | None`` fields accept ``none``. The help text is the field's ``help`` metadata and
+    its default, or the value in ``defaults`` (e.g. a preset's) where it has one.
     """
-    helps = field_help(cls)
     hints = typing.get_type_hints(cls)
+    shown = dict(defaults or {})
     for f in fields(cls):
         hint = hints[f.name]
+        default = shown.get(f.name, field_default(f))
         kw: dict[str, Any] = {
             "dest": f.name,
             "default": argparse.SUPPRESS,
-            "help": helps.get(f.name),
+            "help": _help(f, default),
         }
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if hint is bool:

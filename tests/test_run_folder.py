@@ -1,0 +1,128 @@
+"""The run folder both trainers share: the metrics log on resume, signals, process-wide state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from train_helpers import tiny_train_config
+
+from pixcolor.interrupt import GracefulInterrupt
+from pixcolor.run_folder import RunFolder
+from pixcolor.sr_train import SRTrainConfig, SRTrainer
+from pixcolor.train import Trainer
+
+HALF_LINE = '{"kind": "train", "epoch": 1, "st'  # what a kill mid-write leaves
+
+
+def _images(folder: Path, n: int, side: int) -> str:
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        y, x = np.mgrid[0:side, 0:side]
+        base = np.stack([x * 255 / side, y * 255 / side, np.full((side, side), 40 * i)], -1)
+        img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    return str(folder)
+
+
+def _colorizer(tmp_path: Path) -> Trainer:
+    data = tmp_path / "data"
+    source = str(data) if data.exists() else _images(data, 4, 32)
+    return Trainer(tiny_train_config(data=source, out=str(tmp_path / "run"), log_every=1))
+
+
+def _srcnn(tmp_path: Path) -> SRTrainer:
+    data = tmp_path / "data"
+    source = str(data) if data.exists() else _images(data, 2, 40)
+    config = SRTrainConfig(
+        data=source, out=str(tmp_path / "run"), scale=2, patch=16, stride=8, batch_size=8,
+        epochs=2, device="cpu", log_every=1, keep_last=1, f1=8, f2=4,
+    )  # fmt: skip
+    return SRTrainer(config)
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("make", [_colorizer, _srcnn], ids=["colorizer", "srcnn"])
+def test_resume_drops_a_half_written_log_line(tmp_path, make):
+    """A kill mid-write leaves a broken last line; resuming drops it (and rows after the
+    checkpoint) in both trainers, and the finished log has each step once."""
+    make(tmp_path).fit(stop_at_step=3)
+    log = tmp_path / "run" / "metrics.jsonl"
+    with open(log, "a") as fh:
+        fh.write('{"kind": "train", "epoch": 1, "step": 4, "loss": 0.1}\n' + HALF_LINE)
+    resumed = make(tmp_path)
+    resumed.resume()
+    assert [r["step"] for r in _rows(tmp_path / "run")] == [1, 2, 3]
+    resumed.fit()
+    steps = [r["step"] for r in _rows(tmp_path / "run") if r["kind"] == "train"]
+    assert steps == list(range(1, resumed.global_step + 1))
+
+
+def test_trim_log_keeps_rows_up_to_the_step(tmp_path):
+    folder = RunFolder(tmp_path)
+    rows = [{"step": s} for s in (1, 2, 3)]
+    folder.metrics.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows) + "\n[1, 2]\n" + HALF_LINE
+    )
+    folder.trim_log(2)
+    assert folder.metrics.read_text() == '{"step": 1}\n{"step": 2}\n'
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_a_checkpoint(tmp_path, signum):
+    """SIGTERM (SLURM, Kubernetes, ``timeout``) stops training like Ctrl-C: the step finishes,
+    ``last`` holds it, the previous handlers are back and the run resumes from there."""
+    trainer = _colorizer(tmp_path)
+    step = trainer.train_step
+
+    def step_then_signal(*args, **kwargs):
+        losses = step(*args, **kwargs)
+        if trainer.global_step == 1:  # the counter moves on after train_step
+            os.kill(os.getpid(), signum)
+        return losses
+
+    trainer.train_step = step_then_signal
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    trainer.fit()
+    assert trainer.global_step == 2
+    assert {s: signal.getsignal(s) for s in before} == before
+    again = _colorizer(tmp_path)
+    assert again.resume().name == "last" and again.global_step == 2
+
+
+def test_a_second_signal_aborts():
+    with pytest.raises(KeyboardInterrupt), GracefulInterrupt() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("make", [_colorizer, _srcnn], ids=["colorizer", "srcnn"])
+def test_training_leaves_process_wide_state_alone(tmp_path, make):
+    """The trainers draw from their own random stream and restore cuDNN's setting."""
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    benchmark = torch.backends.cudnn.benchmark
+    trainer = make(tmp_path)
+    trainer.fit(stop_at_step=2)
+    assert torch.equal(torch.rand(4), expected)
+    assert torch.backends.cudnn.benchmark == benchmark
+
+
+def test_same_seed_same_weights_whatever_the_callers_stream(tmp_path):
+    torch.manual_seed(1)
+    a = _colorizer(tmp_path / "a").G_raw.state_dict()
+    torch.manual_seed(2)
+    b = _colorizer(tmp_path / "b").G_raw.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
