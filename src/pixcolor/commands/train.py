@@ -15,13 +15,19 @@ from pixcolor.commands._flags import add_dataclass_flags, given_fields
 from pixcolor.config import TrainConfig
 from pixcolor.errors import ConfigError
 
+DESCRIPTION = """\
+Train a colorizer. Every option below is a field of the run's config, saved as
+config.json in the run folder. Precedence: built-in defaults < --config FILE.toml < the
+run's saved config (with --resume) < flags given on the command line.
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand, one flag per config field."""
     p = sub.add_parser(
         "train",
         help="train a colorizer (Pix2Pix GAN, optional L1 pre-training)",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="TOML (or JSON) file of config defaults")
