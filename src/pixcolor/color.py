@@ -314,61 +314,28 @@ class LabToRgb(nn.Module):
         return f"clip={self.clip}"
 
 
-def _srgb_to_linear(x: Tensor) -> Tensor:
-    t = SRGB_ENCODED_THRESHOLD
-    return torch.where(x > t, ((x.clamp(min=t) + 0.055) / 1.055) ** 2.4, x / 12.92)
-
-
-def _linear_to_srgb(x: Tensor) -> Tensor:
-    t = SRGB_LINEAR_THRESHOLD
-    return torch.where(x > t, 1.055 * x.clamp(min=t) ** (1.0 / 2.4) - 0.055, x * 12.92)
-
-
-# Resolution of the linear-light -> 8-bit sRGB lookup table used by recolor_uint8: fine enough
-# that the table's error (< 2e-4 of full scale) never changes an 8-bit value except at ties.
-LINEAR_LUT_SIZE = 65536
-
-
 def recolor_uint8(rgb: Tensor, ab: Tensor) -> Tensor:
     """Give an 8-bit image new chroma while keeping its luminance: ``(L of rgb, ab) -> sRGB``.
 
-    The fused, table-driven path of the full-resolution pipeline. It equals
-    ``lab_to_rgb(cat(rgb_to_lab(rgb)[:1], ab))`` for in-gamut colours (to 8-bit rounding),
-    computes no ``pow`` per pixel, and treats out-of-gamut colours by pulling them towards the
-    gray of the same luminance in linear light, so the output's L is the input's L exactly
-    before 8-bit rounding.
+    The tensor form of the full-resolution recolour (:func:`pixcolor.recolor.recolor`, table
+    driven, in cache-sized tiles on every core, no compiler). It equals
+    ``lab_to_rgb(cat(rgb_to_lab(rgb)[:1], ab))`` for in-gamut colours (to 8-bit rounding) and
+    treats out-of-gamut colours by pulling them towards the gray of the same luminance in
+    linear light, so the output's L is the input's L exactly before 8-bit rounding.
 
     Args:
         rgb: ``(3, H, W)`` uint8 sRGB; only its luminance is used.
         ab: ``(2, H, W)`` float a and b in Lab units (about [-110, 110]).
 
     Returns:
-        ``(3, H, W)`` uint8 sRGB.
+        ``(3, H, W)`` uint8 sRGB, on the CPU.
     """
+    from pixcolor.recolor import full_ab, recolor
+
     if rgb.dtype != torch.uint8 or rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"rgb must be (3, H, W) uint8, got {tuple(rgb.shape)} {rgb.dtype}")
     if ab.ndim != 3 or ab.shape[0] != 2 or ab.shape[1:] != rgb.shape[1:]:
         raise ValueError(f"ab must be (2, {rgb.shape[1]}, {rgb.shape[2]}), got {tuple(ab.shape)}")
-    dev = rgb.device
-    to_linear = _srgb_to_linear(torch.arange(256, device=dev, dtype=torch.float32) / 255.0)
-    grid = torch.arange(LINEAR_LUT_SIZE, device=dev, dtype=torch.float32) / (LINEAR_LUT_SIZE - 1)
-    to_srgb8 = (_linear_to_srgb(grid) * 255.0).round_().to(torch.uint8)
-    lin = to_linear[rgb.long()]  # (3, H, W) linear light
-    wy = XYZ_FROM_RGB[1]
-    y = lin[0] * wy[0] + lin[1] * wy[1] + lin[2] * wy[2]  # luminance, white = 1
-    fy = torch.where(
-        y > LAB_EPSILON, y.clamp(min=LAB_EPSILON) ** (1.0 / 3.0), LAB_SLOPE * y + LAB_OFFSET
-    )
-    ab = ab.float()
-    f = torch.stack([fy + ab[0] / 500.0, fy - ab[1] / 200.0])  # fx, fz
-    xz = torch.where(f > LAB_INVERSE_THRESHOLD, f**3, (f - LAB_OFFSET) / LAB_SLOPE)
-    x, z = xz[0] * D65_WHITE[0], xz[1] * D65_WHITE[2]
-    out = torch.stack([m[0] * x + m[1] * y + m[2] * z for m in RGB_FROM_XYZ])  # linear RGB
-    # Out of gamut: scale the chroma (out - y) so every channel lands in [0, 1]; gray has
-    # luminance y (the Y row of XYZ_FROM_RGB sums to 1), so luminance is unchanged.
-    d = out - y
-    inf = torch.full_like(d, float("inf"))
-    s = torch.minimum(torch.where(d > 0, (1.0 - y) / d, inf), torch.where(d < 0, -y / d, inf))
-    s = s.amin(0).clamp_(max=1.0)
-    out = (y + s * d).clamp_(0.0, 1.0)
-    return to_srgb8[(out * (LINEAR_LUT_SIZE - 1)).round_().long()]
+    pixels = rgb.detach().cpu().permute(1, 2, 0).contiguous().numpy()  # (H, W, 3)
+    out = recolor(pixels, full_ab(ab.detach().float().cpu().numpy()))
+    return torch.from_numpy(out).permute(2, 0, 1)

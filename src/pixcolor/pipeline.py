@@ -24,21 +24,16 @@ from PIL import Image
 from torch import Tensor, nn
 
 from pixcolor import checkpoint as ckpt
-from pixcolor.color import denormalize_ab, normalize_l, recolor_uint8, rgb_to_lab
+from pixcolor.color import denormalize_ab, normalize_l, rgb_to_lab
 from pixcolor.device import resolve_device
 from pixcolor.errors import PixcolorError
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image, to_array
 from pixcolor.models import create_generator, create_srcnn
+from pixcolor.recolor import recolor_image
 
 # Shipped weights: one folder per model name (model.safetensors + config.json).
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "default"
-# Pixels of the full-resolution image recoloured at once (a tile of whole rows, or of part of
-# one very long row). The recolour holds about 100 bytes of float temporaries per tile pixel, so
-# a tile costs about 50 MB whatever the image's shape; see benchmarks/colorize_memory.py.
-STRIP_PIXELS = 1 << 19
-COMPILE_MIN_PIXELS = 4_000_000  # images this large use the torch.compile-d recolour
-CUBIC_A = -0.75  # PyTorch's bicubic kernel parameter (upsample_bicubic2d)
 
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
@@ -195,36 +190,6 @@ def working_shape(height: int, width: int, size: int, stride: int) -> tuple[int,
     return h, w
 
 
-def _resize_axis(x: Tensor, dim: int, n_out: int, start: int, stop: int) -> Tensor:
-    """Samples ``start:stop`` of a bicubic resize of ``x`` along ``dim`` to ``n_out`` samples.
-
-    The same as ``F.interpolate(..., mode="bicubic", align_corners=False)`` along one axis
-    (PyTorch's kernel: A = -0.75, half-pixel centres, borders clamped), computed as four
-    gathers, so memory is that of the output slice however long the full axis (a dense
-    ``(n_out, n_in)`` interpolation matrix is quadratic: 1.3 GB for a 1x5000 strip).
-    """
-    n_in = x.shape[dim]
-    pos = (torch.arange(start, stop, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
-    left = torch.floor(pos)
-    t = (pos - left).float()[:, None]  # (n, 1), in [0, 1)
-    a = CUBIC_A
-
-    def inner(d: Tensor) -> Tensor:  # weight of a tap at distance d <= 1
-        return ((a + 2) * d - (a + 3)) * d * d + 1
-
-    def outer(d: Tensor) -> Tensor:  # weight of a tap at distance 1 < d < 2
-        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-
-    weights = torch.cat([outer(t + 1), inner(t), inner(1 - t), outer(2 - t)], 1)  # (n, 4)
-    index = (left.long()[:, None] + torch.arange(-1, 3)).clamp_(0, n_in - 1)  # (n, 4)
-    shape = [1] * x.ndim
-    shape[dim] = -1
-    out = x.index_select(dim, index[:, 0]) * weights[:, 0].view(shape)
-    for k in range(1, 4):
-        out.add_(x.index_select(dim, index[:, k]) * weights[:, k].view(shape))
-    return out
-
-
 class Colorizer:
     """A loaded generator plus the full-resolution pre- and post-processing around it."""
 
@@ -234,7 +199,6 @@ class Colorizer:
         config: dict[str, Any],
         *,
         device: str | torch.device | None = None,
-        compile: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.config = dict(config)
@@ -245,8 +209,6 @@ class Colorizer:
         )
         self.model = generator.to(self.device, memory_format=fmt).eval()
         self.model.requires_grad_(False)
-        self.compile = compile  # torch.compile the full-resolution recolour of large images
-        self._compiled = None
 
     @property
     def name(self) -> str:
@@ -323,49 +285,25 @@ class Colorizer:
         t = torch.from_numpy(small).permute(2, 0, 1).float().div_(255.0)
         return rgb_to_lab(t)[None, :1]
 
-    def compose(self, rgb: np.ndarray, ab_small: Tensor) -> np.ndarray:
+    def compose(self, rgb: np.ndarray, ab_small: Tensor, *, saturation: float = 1.0) -> np.ndarray:
         """Join the full-resolution L of ``rgb (H,W,3) uint8`` with upsampled ``ab_small (2,h,w)``.
 
-        Works in tiles of about :data:`STRIP_PIXELS` pixels (whole rows unless a single row is
-        longer), so temporaries stay small for any image size and any aspect ratio: bicubic
-        upsampling of ab as 4-tap gathers per axis (:func:`_resize_axis`), then
-        :func:`pixcolor.color.recolor_uint8`, which keeps the input's luminance and pulls
-        out-of-gamut colours towards the gray of the same luminance. Large images use a
-        ``torch.compile``-d recolour when available (about 5x faster on CPU).
+        :func:`pixcolor.recolor.recolor_image`: bicubic upsampling of ab and a table-driven
+        Lab -> sRGB conversion that keeps the input's luminance and pulls out-of-gamut colours
+        towards the gray of the same luminance, in cache-sized tiles on ``torch.get_num_threads()``
+        threads. Plain numpy, no compiler: a new process's first photo is as fast as the next
+        (``benchmarks/first_photo.py``), and memory stays bounded for any image size or shape.
+
+        Args:
+            rgb: ``(H, W, 3)`` uint8 RGB; only its luminance is used.
+            ab_small: ``(2, h, w)`` a and b in Lab units, at the working size.
+            saturation: factor on ab (1 = the model's own colours, 0 = gray, up to 2).
 
         Returns:
             ``(H, W, 3)`` uint8 RGB.
         """
-        height, width = rgb.shape[:2]
-        recolor = self._recolor_for(height * width)
-        ab_small = ab_small.float()
-        out = np.empty_like(rgb)
-        cols = min(width, STRIP_PIXELS)
-        step = max(1, STRIP_PIXELS // cols)
-        for y0 in range(0, height, step):
-            y1 = min(height, y0 + step)
-            ab_rows = _resize_axis(ab_small, 1, height, y0, y1)  # (2, s, w)
-            for x0 in range(0, width, cols):
-                x1 = min(width, x0 + cols)
-                ab = _resize_axis(ab_rows, 2, width, x0, x1)  # (2, s, c) Lab units
-                # np.array: a tile-sized copy, as torch wants writable memory (inputs may be views)
-                tile = torch.from_numpy(np.array(rgb[y0:y1, x0:x1])).permute(2, 0, 1)  # uint8
-                out[y0:y1, x0:x1] = recolor(tile, ab).permute(1, 2, 0).numpy()
-        return out
-
-    def _recolor_for(self, pixels: int):
-        """The recolour function for an image of ``pixels``: compiled for large ones."""
-        if pixels < COMPILE_MIN_PIXELS or not self.compile:
-            return recolor_uint8
-        if self._compiled is None:
-            try:
-                fn = torch.compile(recolor_uint8, dynamic=True)
-                fn(torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(2, 8, 8))  # build it now
-                self._compiled = fn
-            except Exception:  # no compiler toolchain, unsupported platform: stay eager
-                self.compile = False
-                return recolor_uint8
-        return self._compiled
+        ab = ab_small.detach().float().cpu().numpy()
+        return recolor_image(rgb, ab, saturation=saturation, threads=torch.get_num_threads())
 
 
 def colorize(
