@@ -1,4 +1,5 @@
-"""ColorizationDataset (folder, list, cache), the uint8 cache, the loader, and the preview."""
+"""The training data path: ColorizationDataset (folder, list, cache), the uint8 cache, the
+training loader, the batched augmentation, and the preview."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ import pytest
 import torch
 from PIL import Image
 
+from pixcolor.color import rgb_to_lab_normalized
+from pixcolor.config import TrainConfig
 from pixcolor.data import (
     CACHE_IMAGES,
     CACHE_META,
     ColorizationDataset,
     UnreadableImageWarning,
     default_num_workers,
-    make_loader,
     prepare_cache,
 )
+from pixcolor.distributed import DistContext
 from pixcolor.errors import PixcolorError
+from pixcolor.train_setup import EpochSampler, make_train_loader, prepare_batch
 
 SIZE = 32  # small squares keep the suite fast
 
@@ -53,59 +57,27 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in (".jpg", ".png"))
 
 
-def test_lab_items_shapes_dtypes_ranges(photos: Path) -> None:
-    ds = ColorizationDataset(photos, split="val", size=SIZE)
+def test_items_are_the_bicubic_resized_photos(photos: Path) -> None:
+    ds = ColorizationDataset(photos, size=SIZE)
     assert len(ds) == 6 and ds.paths == _files(photos)
     for i in range(len(ds)):
         item = ds[i]
-        assert set(item) == {"L", "ab"}
-        assert item["L"].shape == (1, SIZE, SIZE) and item["L"].dtype == torch.float32
-        assert item["ab"].shape == (2, SIZE, SIZE) and item["ab"].dtype == torch.float32
-        assert item["L"].min() >= -1 and item["L"].max() <= 1
-        assert item["ab"].abs().max() <= 1.0
-        assert item["ab"].abs().max() > 0.05  # the photos are coloured
+        assert set(item) == {"rgb"}
+        assert item["rgb"].shape == (3, SIZE, SIZE) and item["rgb"].dtype == torch.uint8
+        with Image.open(ds.paths[i]) as img:
+            ref = np.asarray(img.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BICUBIC))
+        np.testing.assert_array_equal(item["rgb"].permute(1, 2, 0).numpy(), ref)
+        assert torch.equal(ds[i]["rgb"], item["rgb"])  # read again: the same
 
 
-def test_rgb_items(photos: Path) -> None:
-    item = ColorizationDataset(photos, split="val", size=SIZE, output="rgb")[2]
-    assert set(item) == {"rgb"}
-    assert item["rgb"].shape == (3, SIZE, SIZE) and item["rgb"].dtype == torch.uint8
-
-
-def test_val_is_deterministic(photos: Path) -> None:
-    a = ColorizationDataset(photos, split="val", size=SIZE)
-    b = ColorizationDataset(photos, split="val", size=SIZE)
-    for i in range(len(a)):
-        first, again, other = a[i], a[i], b[i]
-        assert torch.equal(first["L"], again["L"]) and torch.equal(first["ab"], again["ab"])
-        assert torch.equal(first["L"], other["L"]) and torch.equal(first["ab"], other["ab"])
-
-
-def test_train_flips_reproducibly(photos: Path) -> None:
-    val = ColorizationDataset(photos, split="val", size=SIZE, output="rgb")
-    seen = []
-    for _ in range(2):
-        train = ColorizationDataset(photos, split="train", size=SIZE, output="rgb", seed=3)
-        flips = []
-        for _epoch in range(3):
-            for i in range(len(train)):
-                got, plain = train[i]["rgb"], val[i]["rgb"]
-                assert torch.equal(got, plain) or torch.equal(got, plain.flip(-1))
-                flips.append(not torch.equal(got, plain))
-        seen.append(flips)
-    assert seen[0] == seen[1]  # same seed, same flips
-    assert any(seen[0]) and not all(seen[0])
-
-
-@pytest.mark.parametrize("kwargs", [{"split": "test"}, {"output": "hsv"}, {"size": 0}])
-def test_bad_arguments(photos: Path, kwargs: dict) -> None:
-    with pytest.raises(ValueError, match="must be"):
-        ColorizationDataset(photos, **kwargs)
+def test_bad_arguments(photos: Path) -> None:
+    with pytest.raises(ValueError, match="size must be positive"):
+        ColorizationDataset(photos, size=0)
 
 
 def test_corrupt_file_is_skipped_with_one_warning(photos: Path) -> None:
     (photos / "img0b.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a JPEG")
-    ds = ColorizationDataset(photos, split="val", size=SIZE, output="rgb")
+    ds = ColorizationDataset(photos, size=SIZE)
     bad = [p.name for p in ds.paths].index("img0b.jpg")
     with pytest.warns(UnreadableImageWarning, match="img0b.jpg"):
         item = ds[bad]
@@ -118,7 +90,7 @@ def test_corrupt_file_is_skipped_with_one_warning(photos: Path) -> None:
 def test_all_corrupt_raises(tmp_path: Path) -> None:
     for i in range(2):
         (tmp_path / f"bad{i}.png").write_bytes(b"junk")
-    ds = ColorizationDataset(tmp_path, split="val", size=SIZE)
+    ds = ColorizationDataset(tmp_path, size=SIZE)
     with pytest.warns(UnreadableImageWarning), pytest.raises(PixcolorError, match="none of the 2"):
         ds[0]
 
@@ -135,11 +107,11 @@ def test_list_file_sequence_limit_and_indices(photos: Path, tmp_path: Path) -> N
     listing = tmp_path / "lists" / "train.txt"
     listing.parent.mkdir()
     listing.write_text(f"# two photos\n../photos/{files[3].name}\n\n{files[1]}\n")
-    by_list = ColorizationDataset(listing, split="val", size=SIZE, output="rgb")
+    by_list = ColorizationDataset(listing, size=SIZE)
     assert by_list.paths == [photos / files[3].name, files[1]]
-    folder = ColorizationDataset(photos, split="val", size=SIZE, output="rgb")
+    folder = ColorizationDataset(photos, size=SIZE)
     assert torch.equal(by_list[0]["rgb"], folder[3]["rgb"])
-    by_seq = ColorizationDataset([str(f) for f in files[::-1]], split="val", size=SIZE)
+    by_seq = ColorizationDataset([str(f) for f in files[::-1]], size=SIZE)
     assert by_seq.paths == files[::-1]  # a sequence keeps its order
     assert ColorizationDataset(photos, size=SIZE, limit=3).paths == files[:3]
     shard = ColorizationDataset(photos, size=SIZE, limit=5, indices=range(1, 5, 2))
@@ -151,17 +123,14 @@ def test_cache_matches_folder_exactly(photos: Path, tmp_path: Path) -> None:
     meta = json.loads((cache / CACHE_META).read_text())
     assert meta["count"] == 6 and meta["size"] == SIZE and meta["skipped"] == []
     assert np.load(cache / CACHE_IMAGES, mmap_mode="r").dtype == np.uint8
-    cached = ColorizationDataset(cache, split="val", size=SIZE)
-    folder = ColorizationDataset(photos, split="val", size=SIZE)
-    assert cached.paths == folder.paths
+    cached = ColorizationDataset(cache, size=SIZE)
+    folder = ColorizationDataset(photos, size=SIZE)
+    assert cached.paths == folder.paths and cached.is_cached and not folder.is_cached
     for i in range(len(folder)):
-        assert torch.equal(cached[i]["L"], folder[i]["L"])
-        assert torch.equal(cached[i]["ab"], folder[i]["ab"])
+        assert torch.equal(cached[i]["rgb"], folder[i]["rgb"])
     assert len(pickle.dumps(cached)) < 20_000  # workers get the path, not the memory map
-    shard = ColorizationDataset(cache, split="val", size=SIZE, output="rgb", indices=[4, 5])
-    assert torch.equal(
-        shard[1]["rgb"], ColorizationDataset(photos, "val", SIZE, output="rgb")[5]["rgb"]
-    )
+    shard = ColorizationDataset(cache, size=SIZE, indices=[4, 5])
+    assert torch.equal(shard[1]["rgb"], folder[5]["rgb"])
     with pytest.raises(ValueError, match="holds 32px"):
         ColorizationDataset(cache, size=64)
 
@@ -183,25 +152,36 @@ def test_cache_is_idempotent_and_skips_bad_files(photos: Path, tmp_path: Path) -
     assert sorted(p.name for p in out.iterdir()) == [CACHE_META, CACHE_IMAGES]
 
 
-def test_make_loader_batches_in_a_seeded_order(photos: Path) -> None:
-    ds = ColorizationDataset(photos, split="val", size=SIZE)
-    assert default_num_workers(len(ds), 4) == 0  # tiny set: no worker processes
-    batches = list(make_loader(ds, 4, shuffle=True, seed=7))
-    assert [b["L"].shape for b in batches] == [(4, 1, SIZE, SIZE), (2, 1, SIZE, SIZE)]
-    assert batches[0]["ab"].shape == (4, 2, SIZE, SIZE)
-    again = list(make_loader(ds, 4, shuffle=True, seed=7))
-    assert all(torch.equal(a["ab"], b["ab"]) for a, b in zip(batches, again, strict=True))
-    loader = make_loader(ds, 4, shuffle=False, seed=0, drop_last=True)
-    assert len(loader) == 1 and not loader.pin_memory
-
-
-def test_make_loader_workers_reproducible_flips(photos: Path) -> None:
-    ds = ColorizationDataset(photos, split="train", size=SIZE, output="rgb")
+def test_training_loader_follows_the_sampler_with_or_without_workers(photos: Path) -> None:
+    """The loader training uses: batches in the EpochSampler's order, the same bytes whether
+    worker processes decode them or not."""
+    ds = ColorizationDataset(photos, size=SIZE)
+    sampler = EpochSampler(len(ds), seed=7, epoch=1, batch_size=4)
+    assert sampler.num_batches == 1  # 6 images: one full batch, the rest dropped
     runs = []
-    for _ in range(2):
-        loader = make_loader(ds, 3, shuffle=True, seed=5, num_workers=2)
+    for workers in (0, 2):
+        config = TrainConfig(data=str(photos), num_workers=workers)
+        loader = make_train_loader(ds, sampler, config, torch.device("cpu"))
         runs.append(torch.cat([b["rgb"] for b in loader]))
-    assert runs[0].shape == (6, 3, SIZE, SIZE) and torch.equal(runs[0], runs[1])
+    expected = torch.stack([ds[i]["rgb"] for i in sampler.batches[0]])
+    assert torch.equal(runs[0], expected) and torch.equal(runs[1], expected)
+    assert default_num_workers(len(ds), 4) == 0  # a tiny set decodes in the main process
+
+
+def test_prepare_batch_flips_on_the_device_reproducibly(photos: Path) -> None:
+    ds = ColorizationDataset(photos, size=SIZE)
+    rgb = torch.stack([ds[i]["rgb"] for i in range(6)])
+    config = TrainConfig(data=str(photos), size=SIZE, augment="flip", channels_last=False)
+    single = DistContext.single()
+    L, ab = prepare_batch(rgb, config, torch.device("cpu"), single, epoch=0, step=0)
+    again = prepare_batch(rgb, config, torch.device("cpu"), single, epoch=0, step=0)
+    assert L.shape == (6, 1, SIZE, SIZE) and ab.shape == (6, 2, SIZE, SIZE)
+    assert torch.equal(L, again[0]) and torch.equal(ab, again[1])
+    plain, _ = rgb_to_lab_normalized(rgb.float() / 255)
+    flipped = [not torch.allclose(L[i], plain[i], atol=1e-5) for i in range(6)]
+    for i, flip in enumerate(flipped):
+        torch.testing.assert_close(L[i], plain[i].flip(-1) if flip else plain[i], atol=1e-5, rtol=0)
+    assert any(flipped) and not all(flipped)
 
 
 def test_preview_grid(photos: Path, tmp_path: Path) -> None:

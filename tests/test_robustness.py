@@ -307,7 +307,7 @@ def test_evaluate_corpus(corpus, tiny_model, tmp_path, capsys, unreadable, no_hu
 
 
 def test_datasets_skip_bad_files(corpus, tmp_path, unreadable, no_huge_decode):
-    ds = ColorizationDataset(corpus.root, split="val", size=32, output="rgb")
+    ds = ColorizationDataset(corpus.root, size=32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         items = [ds[i] for i in range(len(ds))]

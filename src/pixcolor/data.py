@@ -1,36 +1,38 @@
-"""Training data: image files (or a decoded uint8 cache) -> Lab tensors, and the loader.
+"""Training data: image files (or a decoded uint8 cache) -> square uint8 RGB tensors.
 
 Three kinds of source are accepted everywhere: a folder (walked recursively), a ``.txt`` list
 of paths, or a sequence of paths. :func:`prepare_cache` decodes a source once into a
 memory-mapped ``images.npy`` (``(N, size, size, 3)`` uint8) plus ``cache.json``; a folder holding
 those is a fourth kind of source, and reading it costs no JPEG decoding.
 
+The data set only decodes and resizes; flips, crops and the Lab conversion happen batched on
+the training device (:func:`pixcolor.train_setup.prepare_batch`), and the data order comes from
+:class:`pixcolor.train_setup.EpochSampler` through :func:`~pixcolor.train_setup.make_train_loader`.
+
 Example:
-    >>> ds = ColorizationDataset("photos/train", split="train", size=256)  # doctest: +SKIP
-    >>> loader = make_loader(ds, 16, shuffle=True, seed=0)  # doctest: +SKIP
-    >>> batch = next(iter(loader))  # {"L": (16, 1, 256, 256), "ab": (16, 2, 256, 256)}
+    >>> ds = ColorizationDataset("photos/train", size=256)  # doctest: +SKIP
+    >>> ds[0]["rgb"].shape  # doctest: +SKIP
+    torch.Size([3, 256, 256])
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from pixcolor.color import rgb_to_lab_normalized, uint8_to_float
 from pixcolor.datasets.split import Source, resolve_files
 from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image
@@ -158,17 +160,48 @@ def prepare_cache(
     files = resolve_files(source)
     sources = [str(p.absolute()) for p in files]
     out = Path(out_dir)
-    meta_path, images_path = out / CACHE_META, out / CACHE_IMAGES
-    if meta_path.is_file() and images_path.is_file():
-        try:
-            old = load_cache_info(out)
-        except PixcolorError:
-            old = {}
-        if old.get("size") == size and old.get("sources") == sources:
-            return out
+    if _cache_is_current(out, size, sources):
+        return out
     out.mkdir(parents=True, exist_ok=True)
-    meta_path.unlink(missing_ok=True)  # any old cache is stale from here on
-    tmp = out / f".{CACHE_IMAGES}.{os.getpid()}.tmp"
+    (out / CACHE_META).unlink(missing_ok=True)  # any old cache is stale from here on
+    kept, skipped = _decode_into(out / CACHE_IMAGES, files, size, max_pixels, num_workers, progress)
+    if not kept:
+        raise PixcolorError(f"{source}: none of the {len(files)} images could be read")
+    meta = {
+        "format_version": CACHE_FORMAT_VERSION,
+        "size": size,
+        "count": len(kept),
+        "files": kept,
+        "sources": sources,
+        "skipped": skipped,
+    }
+    meta_tmp = out / f".{CACHE_META}.{os.getpid()}.tmp"
+    meta_tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    os.replace(meta_tmp, out / CACHE_META)
+    return out
+
+
+def _cache_is_current(out: Path, size: int, sources: list[str]) -> bool:
+    """Whether ``out`` already holds a cache of ``sources`` at ``size``."""
+    if not ((out / CACHE_META).is_file() and (out / CACHE_IMAGES).is_file()):
+        return False
+    try:
+        old = load_cache_info(out)
+    except PixcolorError:
+        return False
+    return old.get("size") == size and old.get("sources") == sources
+
+
+def _decode_into(
+    images_path: Path,
+    files: list[Path],
+    size: int,
+    max_pixels: int | None,
+    num_workers: int | None,
+    progress: bool,
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Decode ``files`` into ``images_path`` (through a temp name); return (kept, skipped)."""
+    tmp = images_path.with_name(f".{CACHE_IMAGES}.{os.getpid()}.tmp")
     # Rows of skipped files stay unused (zero) at the end; ``count`` says how many are valid.
     images = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(files), size, size, 3))
     kept: list[str] = []
@@ -183,76 +216,45 @@ def prepare_cache(
                 kept.append(str(path.absolute()))
         images.flush()
         del images
-        if not kept:
-            raise PixcolorError(f"{source}: none of the {len(files)} images could be read")
-        os.replace(tmp, images_path)
+        if kept:
+            os.replace(tmp, images_path)
     finally:
         tmp.unlink(missing_ok=True)
-    meta = {
-        "format_version": CACHE_FORMAT_VERSION,
-        "size": size,
-        "count": len(kept),
-        "files": kept,
-        "sources": sources,
-        "skipped": skipped,
-    }
-    meta_tmp = meta_path.with_name(f".{CACHE_META}.{os.getpid()}.tmp")
-    meta_tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(meta_tmp, meta_path)
-    return out
+    return kept, skipped
 
 
 class ColorizationDataset(Dataset[dict[str, Tensor]]):
-    """Square colour photos as Lab (or uint8 RGB) tensors for Pix2Pix colorization.
+    """Square colour photos as ``{"rgb": (3, size, size) uint8}`` items, for training.
 
-    Transforms follow the tutorial: ``"val"`` resizes to ``size x size`` (Pillow bicubic,
-    aspect ratio ignored); ``"train"`` also flips horizontally with probability 0.5.
-
-    Flips are reproducible: they come from a private ``torch.Generator`` seeded with ``seed``
-    in the main process, and re-seeded inside each DataLoader worker from that worker's seed
-    (``get_worker_info().seed``, which :func:`make_loader` derives from its own ``seed``).
-
-    Unreadable files are skipped: the item at the next index (wrapping around) is returned
-    instead, and an :class:`UnreadableImageWarning` naming the file and reason is issued once
-    per file (once per worker process).
+    Each image is resized to ``size x size`` (Pillow bicubic, aspect ratio ignored), or read
+    from a prepared cache of that size. Unreadable files are skipped: the item at the next
+    index (wrapping around) is returned instead, and an :class:`UnreadableImageWarning`
+    naming the file and reason is issued once per file (once per worker process).
 
     Args:
         source: Folder, ``.txt`` list, sequence of paths, or a cache from :func:`prepare_cache`.
-        split: ``"train"`` or ``"val"``.
         size: Side of the square output, in pixels; must equal a cache's size.
         limit: Keep only the first ``limit`` files.
-        output: ``"lab"`` gives ``{"L": (1, H, W) float32 in [-1, 1], "ab": (2, H, W)
-            float32 in about [-1, 1]}``; ``"rgb"`` gives ``{"rgb": (3, H, W) uint8}`` for
-            batched conversion on the training device.
         indices: Keep only these positions (after ``limit``), e.g. a distributed rank's shard.
-        seed: Seed of the flip generator.
         max_pixels: Decompression-bomb limit for :func:`pixcolor.imageio.read_image`.
 
     Raises:
-        ValueError: On an unknown ``split``/``output``, a size that differs from the cache's,
-            or an out-of-range index.
+        ValueError: On a size that differs from the cache's, or an out-of-range index.
         PixcolorError: If the source is missing or empty.
     """
 
     def __init__(
         self,
         source: Source,
-        split: str = "train",
         size: int = 256,
         *,
         limit: int | None = None,
-        output: Literal["lab", "rgb"] = "lab",
         indices: Sequence[int] | None = None,
-        seed: int = 0,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        if output not in ("lab", "rgb"):
-            raise ValueError(f"output must be 'lab' or 'rgb', got {output!r}")
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
-        self.split, self.size, self.output, self.max_pixels = split, size, output, max_pixels
+        self.size, self.max_pixels = size, max_pixels
         self.cache_dir: Path | None = None
         if is_cache(source):
             self.cache_dir = Path(source)  # type: ignore[arg-type]
@@ -279,9 +281,11 @@ class ColorizationDataset(Dataset[dict[str, Tensor]]):
         self._rows = positions  # rows of the cache array
         self._images: np.ndarray | None = None  # memory map, opened lazily in each process
         self._bad: set[int] = set()
-        self._seed = seed
-        self._generator = torch.Generator().manual_seed(seed)
-        self._rng_owner: tuple[int, int] | None = None
+
+    @property
+    def is_cached(self) -> bool:
+        """Whether items come from a prepared cache (no decoding: loader workers do not pay)."""
+        return self.cache_dir is not None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -299,14 +303,6 @@ class ColorizationDataset(Dataset[dict[str, Tensor]]):
             self._images = np.load(self.cache_dir / CACHE_IMAGES, mmap_mode="r")
         return np.array(self._images[self._rows[i]])  # copy out of the read-only map
 
-    def _flip(self) -> bool:
-        info = get_worker_info()
-        owner = None if info is None else (info.id, info.seed)
-        if owner != self._rng_owner:  # first item in a new worker: re-seed from the worker
-            self._rng_owner = owner
-            self._generator.manual_seed(self._seed if info is None else info.seed)
-        return bool(torch.rand((), generator=self._generator) < 0.5)
-
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         n = len(self)
         if not -n <= index < n:
@@ -321,65 +317,5 @@ class ColorizationDataset(Dataset[dict[str, Tensor]]):
                 self._bad.add(i)
                 _warn_unreadable(self.paths[i], exc.reason)
                 continue
-            return self._to_item(array)
+            return {"rgb": torch.from_numpy(array).permute(2, 0, 1).contiguous()}
         raise PixcolorError(f"none of the {n} images could be read")
-
-    def _to_item(self, array: np.ndarray) -> dict[str, Tensor]:
-        if self.split == "train" and self._flip():
-            array = np.ascontiguousarray(array[:, ::-1])
-        rgb = torch.from_numpy(array).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
-        if self.output == "rgb":
-            return {"rgb": rgb}
-        lightness, ab = rgb_to_lab_normalized(uint8_to_float(rgb))  # (1, H, W), (2, H, W)
-        return {"L": lightness, "ab": ab}
-
-
-def seed_worker(worker_id: int) -> None:
-    """``worker_init_fn`` that seeds Python's and NumPy's RNGs from the worker's torch seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def make_loader(
-    dataset: Dataset,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    seed: int,
-    num_workers: int | None = None,
-    device: torch.device | str = "cpu",
-    drop_last: bool = False,
-    sampler: Sampler | None = None,
-) -> DataLoader:
-    """Build a reproducible :class:`~torch.utils.data.DataLoader`.
-
-    The shuffle order and every worker's seed come from a ``torch.Generator`` seeded with
-    ``seed``; workers also seed ``random`` and NumPy (:func:`seed_worker`) and stay alive
-    between epochs. Memory is pinned only for CUDA devices.
-
-    Args:
-        dataset: Any map-style dataset, typically a :class:`ColorizationDataset`.
-        batch_size: Items per batch.
-        shuffle: Reshuffle every epoch (ignored when ``sampler`` is given).
-        seed: Seed of the loader's generator.
-        num_workers: Worker processes; default :func:`default_num_workers`.
-        device: Where batches will go (decides ``pin_memory``).
-        drop_last: Drop the last incomplete batch.
-        sampler: E.g. a ``DistributedSampler``; it then decides the order.
-    """
-    if num_workers is None:
-        num_workers = default_num_workers(len(dataset), batch_size)  # type: ignore[arg-type]
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle if sampler is None else False,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=torch.device(device).type == "cuda",
-        drop_last=drop_last,
-        generator=generator,
-        persistent_workers=num_workers > 0,
-        worker_init_fn=seed_worker if num_workers > 0 else None,
-    )

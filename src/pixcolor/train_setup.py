@@ -63,16 +63,12 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     Augmentation (flip, crops) happens later, batched on the device (see ``augment.py``).
     """
     size = config.load_size or config.size
-    train = ColorizationDataset(
-        config.data, split="val", size=size, limit=config.limit, output="rgb"
-    )
+    train = ColorizationDataset(config.data, size=size, limit=config.limit)
     if len(train) == 0:
         raise PixcolorError(f"{config.data}: no training images found")
     val = None
     if config.val:
-        val = ColorizationDataset(
-            config.val, split="val", size=config.size, limit=config.val_limit, output="rgb"
-        )
+        val = ColorizationDataset(config.val, size=config.size, limit=config.val_limit)
     return train, val
 
 

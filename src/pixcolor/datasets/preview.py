@@ -51,7 +51,7 @@ def preview_grid(
     if n < 1:
         raise ValueError(f"n must be positive, got {n}")
     load_size = load_cache_info(source)["size"] if is_cache(source) else size  # type: ignore[arg-type]
-    dataset = ColorizationDataset(source, split="val", size=load_size, output="rgb")
+    dataset = ColorizationDataset(source, size=load_size)
     picks = np.random.default_rng(seed).choice(len(dataset), min(n, len(dataset)), replace=False)
     tiles = [dataset[int(i)]["rgb"] for i in picks]  # (3, S, S) uint8 each
     if load_size != size:  # a cache of another size: resize with Pillow, like the transform
