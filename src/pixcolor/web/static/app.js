@@ -1,20 +1,34 @@
-// pixcolor web page: pick a photo, POST it to /api/colorize, show a before/after slider.
-// Vanilla JS, no build step; the server does all the work.
+// pixcolor web page: a queue of photos, each POSTed in turn to /api/colorize; the selected one
+// is shown in a before/after slider with its own input only. Vanilla JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-
-const state = {
-  file: null,        // the chosen File
-  sourceUrl: null,   // object URL of the original
-  resultUrl: null,   // object URL of the colorized PNG
-  limits: null,      // /api/health answer
-  busy: false,
-  timer: null,
+const EXTENSIONS = { png: "png", jpeg: "jpg" };
+const STATUS_TEXT = {
+  waiting: "waiting", working: "colorizing…", done: "done", failed: "failed", cancelled: "cancelled",
 };
 
-function setState(name) {
-  document.body.dataset.state = name;
+const state = {
+  items: [],         // every photo chosen, in order (see newItem)
+  selected: null,    // the item shown in the result panel
+  running: null,     // the item being colorized
+  controller: null,  // AbortController of the running request
+  limits: null,      // /api/health answer
+  timer: null,
+  nextId: 1,
+  preview: { busy: false, again: false },
+};
+
+function newItem(file) {
+  return {
+    id: state.nextId++, file, name: file.name || "photo", sourceUrl: URL.createObjectURL(file),
+    status: "waiting", error: "", resultId: null, blob: null, url: null, format: "png",
+    width: 0, height: 0, saturation: 1, previewUrl: null,
+  };
+}
+
+function stem(name) {
+  return name.replace(/\.[^.]+$/, "") || "photo";
 }
 
 function formatBytes(n) {
@@ -23,14 +37,13 @@ function formatBytes(n) {
   return `${n} bytes`;
 }
 
-function showError(message) {
-  const box = $("error");
-  box.textContent = message;
-  box.hidden = false;
+function announce(message) {
+  $("status").textContent = message;
 }
 
-function hideError() {
-  $("error").hidden = true;
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
 }
 
 async function loadHealth() {
@@ -39,6 +52,8 @@ async function loadHealth() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const health = await response.json();
     state.limits = health;
+    const select = $("model");
+    select.replaceChildren(...health.models.map((m) => new Option(m.name, m.name)));
     $("model-info").textContent =
       `Model ${health.model} on ${health.device}; uploads up to ${formatBytes(health.max_upload_bytes)}.`;
     $("size-default").textContent = `Model default (${health.size} px)`;
@@ -47,20 +62,29 @@ async function loadHealth() {
   }
 }
 
-function pickFile(file) {
-  if (!file) return;
-  hideError();
+function addFiles(fileList) {
+  const files = Array.from(fileList || []);
+  if (!files.length) return;
   const limit = state.limits && state.limits.max_upload_bytes;
-  if (limit && file.size > limit) {
-    showError(`${file.name} is ${formatBytes(file.size)}; the server accepts up to ${formatBytes(limit)}.`);
-    return;
-  }
-  if (state.sourceUrl) URL.revokeObjectURL(state.sourceUrl);
-  state.file = file;
-  state.sourceUrl = URL.createObjectURL(file);
-  $("file-name").textContent = file.name;
-  $("run").disabled = false;
-  colorize();
+  const added = files.map((file) => {
+    const item = newItem(file);
+    if (limit && file.size > limit) {
+      item.status = "failed";
+      item.error = `${item.name} is ${formatBytes(file.size)}; the server accepts up to ${formatBytes(limit)}.`;
+    }
+    state.items.push(item);
+    return item;
+  });
+  select(added[0]);
+  renderQueue();
+  pump();
+}
+
+function jobForm(item) {
+  const form = new FormData();
+  form.append("image", item.file, item.name);
+  for (const field of ["model", "size", "upscale", "format"]) form.append(field, $(field).value);
+  return form;
 }
 
 async function errorMessage(response) {
@@ -69,79 +93,287 @@ async function errorMessage(response) {
     const body = await response.json();
     message = body.error || body.detail || "";
   } catch (_) {
-    // not JSON: fall through to the status line
+    // not JSON (e.g. the server's plain-text 503): fall through to the status line
   }
   return message || `The server answered ${response.status} ${response.statusText}.`;
 }
 
-function startProgress() {
-  const started = performance.now();
-  const label = $("progress-text");
-  const name = state.file.name;
-  label.textContent = `Colorizing ${name}…`;
-  state.timer = setInterval(() => {
-    const seconds = ((performance.now() - started) / 1000).toFixed(0);
-    label.textContent = `Colorizing ${name}… ${seconds} s`;
-  }, 500);
-}
-
-async function colorize() {
-  if (!state.file || state.busy) return;
-  state.busy = true;
-  $("run").disabled = true;
-  hideError();
-  setState("working");
-  startProgress();
-  const form = new FormData();
-  form.append("image", state.file, state.file.name);
-  form.append("size", $("size").value);
-  form.append("upscale", $("upscale").value);
+// Colorize waiting photos one at a time, in the order they were chosen.
+async function pump() {
+  if (state.running) return;
+  const item = state.items.find((it) => it.status === "waiting");
+  if (!item) {
+    setWorking(false);
+    // The queue's end changes the layout above the result (Download all): bring it back.
+    if (state.selected && !$("compare").hidden) scrollResultIntoView();
+    return;
+  }
+  state.running = item;
+  state.controller = new AbortController();
+  item.status = "working";
+  item.format = $("format").value;
+  setWorking(true, item);
+  renderQueue();
+  if (item === state.selected) showItem(item);
   try {
-    const response = await fetch("/api/colorize", { method: "POST", body: form });
+    const response = await fetch("/api/colorize", {
+      method: "POST", body: jobForm(item), signal: state.controller.signal,
+    });
     if (!response.ok) throw new Error(await errorMessage(response));
-    showResult(await response.blob());
+    const blob = await response.blob();
+    const [width, height] = (response.headers.get("X-Image-Size") || "0x0").split("x").map(Number);
+    Object.assign(item, {
+      status: "done", blob, url: URL.createObjectURL(blob), width, height,
+      resultId: response.headers.get("X-Result-Id"),
+    });
+    announce(`${item.name} colorized: ${width} × ${height} px.`);
   } catch (err) {
-    const message = err instanceof TypeError
-      ? "Could not reach the server (it may have stopped, or the upload was refused)."
-      : err.message;
-    showError(message);
-    setState(state.resultUrl ? "done" : "idle");
+    if (item.status !== "cancelled") {  // cancelAll has already said so
+      item.status = "failed";
+      item.error = err instanceof TypeError
+        ? "Could not reach the server (it may have stopped, or the upload was refused)."
+        : err.message;
+      announce(`${item.name} failed: ${item.error}`);
+    }
   } finally {
-    clearInterval(state.timer);
-    state.busy = false;
-    $("run").disabled = false;
+    state.running = null;
+    state.controller = null;
+    renderQueue();
+    if (item === state.selected) showItem(item, { scroll: item.status === "done" });
+    pump();
   }
 }
 
-function showResult(blob) {
-  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-  state.resultUrl = URL.createObjectURL(blob);
+function setWorking(working, item) {
+  clearInterval(state.timer);
+  $("cancel").hidden = !working;
+  if (!working) {
+    const shown = state.selected && state.selected.status === "done" && !$("compare").hidden;
+    document.body.dataset.state = shown ? "done" : "idle";
+    return;
+  }
+  document.body.dataset.state = "working";
+  const started = performance.now();
+  const waiting = state.items.filter((it) => it.status === "waiting").length;
+  const label = () => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    const more = waiting ? ` (${waiting} more waiting)` : "";
+    $("progress-text").textContent = `Colorizing ${item.name}… ${seconds} s${more}`;
+  };
+  label();
+  state.timer = setInterval(label, 500);
+}
+
+function cancelAll() {
+  const stopped = state.items.filter((it) => it.status === "waiting" || it.status === "working");
+  for (const item of stopped) item.status = "cancelled";
+  if (state.controller) state.controller.abort();
+  announce(`Cancelled ${stopped.length} photo${stopped.length === 1 ? "" : "s"}.`);
+  renderQueue();
+  setWorking(false);
+  if (state.selected) showItem(state.selected);
+}
+
+function select(item) {
+  state.selected = item;
+  showItem(item);
+  renderQueue();
+}
+
+// The result panel shows the selected item only: its own input, its own result, or its error.
+function showItem(item, { scroll = false } = {}) {
+  const done = item.status === "done";
+  if (!state.running) document.body.dataset.state = "idle";  // "done" once the result shows
+  $("run").disabled = item.status === "working";
+  showError(item.status === "failed" ? item.error : "");
+  $("result-bar").hidden = true;
+  $("compare").hidden = true;
+  $("placeholder").hidden = false;
+  $("placeholder").textContent = {
+    waiting: `${item.name} is waiting its turn.`,
+    working: `Colorizing ${item.name}…`,
+    failed: `${item.name} could not be colorized.`,
+    cancelled: `${item.name} was cancelled. Choose "Colorize again" to run it.`,
+  }[item.status] || "";
+  if (!done) return;
+  $("strength").value = Math.round(item.saturation * 100);
+  $("strength-value").textContent = `${$("strength").value}%`;
   const after = $("after");
-  const before = $("before");
   after.onload = () => {
+    if (state.selected !== item) return;  // another photo was chosen meanwhile
     const compare = $("compare");
-    compare.style.setProperty("--ar", `${after.naturalWidth} / ${after.naturalHeight}`);
+    compare.style.setProperty("--ar", `${item.width} / ${item.height}`);
     compare.hidden = false;
     $("placeholder").hidden = true;
     $("result-bar").hidden = false;
-    $("result-info").textContent =
-      `${after.naturalWidth} × ${after.naturalHeight} px, ${formatBytes(blob.size)}`;
-    setState("done");
+    $("result-info").textContent = `${item.name}: ${item.width} × ${item.height} px`;
+    updateDownloadLabel();
+    if (!state.running) document.body.dataset.state = "done";
+    if (scroll) {
+      scroll = false;  // once, not on every colour-strength preview
+      scrollResultIntoView();
+    }
   };
   after.onerror = () => {
-    showError("The server sent a result this browser cannot display.");
-    setState("idle");
+    if (state.selected === item) showError("The server sent a result this browser cannot display.");
   };
-  before.src = state.sourceUrl;
-  after.src = state.resultUrl;
-  const stem = state.file.name.replace(/\.[^.]+$/, "") || "photo";
-  const link = $("download");
-  link.href = state.resultUrl;
-  link.download = `${stem}-color.png`;
+  $("before").src = item.sourceUrl;
+  after.src = item.previewUrl || item.url;
+}
+
+function scrollResultIntoView() {
+  const bar = $("result-bar").getBoundingClientRect();
+  const panel = $("result").getBoundingClientRect();
+  if (panel.top >= 0 && bar.bottom <= window.innerHeight) return;
+  // Phones: the result sits below the controls; bring the photo and its Download button up.
+  $("result").scrollIntoView({ block: panel.height <= window.innerHeight ? "end" : "start" });
+}
+
+function renderQueue() {
+  const list = $("queue");
+  list.replaceChildren(...state.items.map((item) => {
+    const row = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "queue-item";
+    button.dataset.status = item.status;
+    button.setAttribute("aria-current", item === state.selected ? "true" : "false");
+    const name = document.createElement("span");
+    name.className = "queue-name";
+    name.textContent = item.name;
+    const status = document.createElement("span");
+    status.className = "queue-status";
+    status.textContent = STATUS_TEXT[item.status];
+    button.append(name, status);
+    button.addEventListener("click", () => select(item));
+    row.append(button);
+    return row;
+  }));
+  $("queue-box").hidden = state.items.length < 2;
+  $("download-all").hidden = state.items.filter((it) => it.status === "done").length < 2;
+}
+
+function rerun() {
+  const item = state.selected;
+  if (!item || item.status === "working") return;
+  Object.assign(item, { status: "waiting", error: "", saturation: 1, previewUrl: null });
+  showItem(item);
+  renderQueue();
+  pump();
+}
+
+// Colour strength: the server re-renders its kept result; the model does not run again.
+async function updatePreview() {
+  const item = state.selected;
+  if (!item || item.status !== "done") return;
+  item.saturation = Number($("strength").value) / 100;
+  $("strength-value").textContent = `${$("strength").value}%`;
+  if (state.preview.busy) {
+    state.preview.again = true;
+    return;
+  }
+  if (item.saturation === 1 || !item.resultId) {
+    item.previewUrl = null;
+    if (!item.resultId && item.saturation !== 1) showError("This result is too large to re-render; colorize it again.");
+    $("after").src = item.url;
+    return;
+  }
+  state.preview.busy = true;
+  try {
+    const response = await fetch(resultUrl(item, { preview: 1 }));
+    if (!response.ok) throw new Error(await errorMessage(response));
+    if (item.previewUrl) URL.revokeObjectURL(item.previewUrl);
+    item.previewUrl = URL.createObjectURL(await response.blob());
+    if (state.selected === item) $("after").src = item.previewUrl;
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    state.preview.busy = false;
+    if (state.preview.again) {
+      state.preview.again = false;
+      updatePreview();
+    }
+  }
+}
+
+function resultUrl(item, extra = {}) {
+  const query = new URLSearchParams({ saturation: item.saturation, format: $("format").value, ...extra });
+  return `/api/results/${encodeURIComponent(item.resultId)}?${query}`;
+}
+
+// The file for an item at its colour strength, in the chosen format (re-rendered if needed).
+async function resultFile(item) {
+  const format = $("format").value;
+  const name = `${stem(item.name)}-color.${EXTENSIONS[format]}`;
+  if (item.saturation === 1 && item.format === format) return { name, blob: item.blob };
+  if (!item.resultId) throw new Error(`${item.name}: this result is too large to re-render; colorize it again.`);
+  const response = await fetch(resultUrl(item));
+  if (!response.ok) throw new Error(`${item.name}: ${await errorMessage(response)}`);
+  return { name, blob: await response.blob() };
+}
+
+function saveBlob(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
+async function download() {
+  const item = state.selected;
+  if (!item || item.status !== "done") return;
+  try {
+    const { name, blob } = await resultFile(item);
+    saveBlob(blob, name);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function downloadAll() {
+  const done = state.items.filter((it) => it.status === "done");
+  announce(`Preparing ${done.length} photos…`);
+  try {
+    const files = [];
+    const used = new Set();
+    for (const item of done) {
+      const { name, blob } = await resultFile(item);
+      let unique = name;
+      for (let n = 2; used.has(unique); n++) unique = name.replace(/(\.[^.]+)$/, `-${n}$1`);
+      used.add(unique);
+      files.push({ name: unique, data: new Uint8Array(await blob.arrayBuffer()) });
+    }
+    saveBlob(makeZip(files), "pixcolor-photos.zip");
+    announce(`Zip of ${files.length} photos ready.`);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function updateDownloadLabel() {
+  $("download").textContent = `Download ${$("format").value === "jpeg" ? "JPEG" : "PNG"}`;
 }
 
 function setSplit(value) {
-  $("compare").style.setProperty("--pos", `${value}%`);
+  const clamped = Math.min(100, Math.max(0, value));
+  $("split").value = clamped;
+  $("compare").style.setProperty("--pos", `${clamped}%`);
+}
+
+// Keyboard: 5% per arrow key, 25% per Page Up/Down, Home/End to the ends.
+function splitKeys(event) {
+  const steps = { ArrowLeft: -5, ArrowDown: -5, ArrowRight: 5, ArrowUp: 5, PageDown: -25, PageUp: 25 };
+  const current = Number($("split").value);
+  let next = null;
+  if (event.key in steps) next = Math.round((current + steps[event.key]) / 5) * 5;
+  if (event.key === "Home") next = 0;
+  if (event.key === "End") next = 100;
+  if (next === null) return;
+  event.preventDefault();
+  setSplit(next);
 }
 
 function setUpDrop() {
@@ -159,23 +391,25 @@ function setUpDrop() {
   window.addEventListener("drop", (event) => {
     event.preventDefault();
     drop.classList.remove("dragging");
-    const files = event.dataTransfer && event.dataTransfer.files;
-    if (files && files.length) pickFile(files[0]);
+    addFiles(event.dataTransfer && event.dataTransfer.files);
   });
-  window.addEventListener("paste", (event) => {
-    const files = event.clipboardData && event.clipboardData.files;
-    if (files && files.length) pickFile(files[0]);
-  });
+  window.addEventListener("paste", (event) => addFiles(event.clipboardData && event.clipboardData.files));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("file").addEventListener("change", (event) => {
-    pickFile(event.target.files[0]);
+    addFiles(event.target.files);
     event.target.value = "";  // choosing the same file again still fires "change"
   });
-  $("run").addEventListener("click", colorize);
-  $("split").addEventListener("input", (event) => setSplit(event.target.value));
-  setSplit($("split").value);
+  $("run").addEventListener("click", rerun);
+  $("cancel").addEventListener("click", cancelAll);
+  $("download").addEventListener("click", download);
+  $("download-all").addEventListener("click", downloadAll);
+  $("format").addEventListener("change", updateDownloadLabel);
+  $("strength").addEventListener("input", updatePreview);
+  $("split").addEventListener("input", (event) => setSplit(Number(event.target.value)));
+  $("split").addEventListener("keydown", splitKeys);
+  setSplit(50);
   setUpDrop();
   loadHealth();
 });
