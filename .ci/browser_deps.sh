@@ -4,7 +4,7 @@
 #   - the Python package `playwright`, whose driver the test points at that Chromium
 #     (executable_path="/usr/bin/chromium"). Never run `playwright install`: it downloads
 #     browsers from outside the Debian archive, and the test does not use them.
-# Usage: scripts/ci_browser_deps.sh [--system-only]   (PYTHON=.venv/bin/python to choose the
+# Usage: .ci/browser_deps.sh [--system-only]   (PYTHON=.venv/bin/python to choose the
 # interpreter). --system-only installs Chromium alone: `make test` installs playwright with the
 # dev extras.
 set -euo pipefail
