@@ -4,6 +4,10 @@ Generates a 4000x3000 JPEG (smooth gradients plus texture, like a scan), then ti
 pipeline with a breakdown: decode, colour conversion (L at working size), model, upsampling and
 Lab->RGB at full resolution (compose), and encode. Then times batched 256x256 images.
 
+Each stage prints its wall time and its CPU time (user + system of every thread of this
+process, ``time.process_time``): on a shared machine the wall figures move with the load, the
+CPU figures much less.
+
     python benchmarks/colorize_speed.py [--model PATH] [--device cpu] [--repeat 3] [--format png]
 """
 
@@ -37,12 +41,13 @@ def make_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
 
 
 def timed(fn):
-    t0 = time.perf_counter()
+    """Run ``fn()``; return its result and ``(wall, cpu)`` seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.perf_counter() - t0
+    return out, (time.perf_counter() - t0, time.process_time() - c0)
 
 
-def one_image(model, path: Path, out: Path, fmt: str) -> dict[str, float]:
+def one_image(model, path: Path, out: Path, fmt: str) -> dict[str, tuple[float, float]]:
     """Run the pipeline's stages on one file and time each."""
     rgb, t_decode = timed(lambda: np.asarray(read_image(path)))
     small, t_colour = timed(lambda: model._small_l(rgb, model.size))
@@ -79,15 +84,19 @@ def main() -> None:
             one_image(model, photo, tmp / f"out.{args.format}", args.format)
             for _ in range(args.repeat)
         ]
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        total = sum(med.values())
+        med = {k: statistics.median(r[k][0] for r in runs) for k in runs[0]}
+        cpu = {k: statistics.median(r[k][1] for r in runs) for k in runs[0]}
+        total, total_cpu = sum(med.values()), sum(cpu.values())
         print(
             f"model {model.name}, device {model.device}, {torch.get_num_threads()} threads, "
             f"working size {model.size}, output {args.format}"
         )
-        print(f"12 MP (4000x3000) read to written: {total:.2f} s/image (median of {args.repeat})")
+        print(
+            f"12 MP (4000x3000) read to written: {total:.2f} s/image, {total_cpu:.2f} CPU-s/image "
+            f"(median of {args.repeat})"
+        )
         for k, v in med.items():
-            print(f"  {k:8s} {v:6.3f} s  ({100 * v / total:4.1f}%)")
+            print(f"  {k:8s} {v:6.3f} s  ({100 * v / total:4.1f}%)   CPU {cpu[k]:6.3f} s")
         # Batched 256x256 images, read to written.
         paths = [make_photo(tmp / f"s{i}.jpg", 256, 256, seed=i) for i in range(args.batch)]
         model.colorize_batch(paths[:2])
@@ -98,8 +107,11 @@ def main() -> None:
                 buf = io.BytesIO()
                 im.save(buf, format="PNG")
 
-        _, t_batch = timed(batch)
-        print(f"256x256, batch of {args.batch}: {args.batch / t_batch:.1f} images/s")
+        _, (t_batch, c_batch) = timed(batch)
+        print(
+            f"256x256, batch of {args.batch}: {args.batch / t_batch:.1f} images/s, "
+            f"{c_batch / args.batch:.3f} CPU-s/image"
+        )
 
 
 if __name__ == "__main__":

@@ -7,20 +7,22 @@ existing output unless asked), a summary line, and an exit code of 1 when anythi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.files import InputFile, collect_inputs, output_path
-from pixcolor.imageio import save_image_atomic
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FORMATS = {"png": ".png", "jpg": ".jpg"}
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ def run_batch(
         verb: word for the summary line ("colorized", "upscaled").
         skipped_note: why files were skipped, for the summary line.
     """
+    from tqdm import tqdm
+
     if fmt not in FORMATS:
         raise PixcolorError(f"unknown output format {fmt!r}; choose from {sorted(FORMATS)}")
     files, problems = collect_inputs(list(inputs))
@@ -87,6 +91,21 @@ def run_batch(
         f"{verb} {result.done}, skipped {result.skipped} ({skipped_note}), failed {result.failed}"
     )
     return result
+
+
+@contextlib.contextmanager
+def notice_if_slow(message: str, after: float = 1.0) -> Iterator[None]:
+    """Print ``message`` on stderr if the ``with`` block is still running after ``after`` s.
+
+    For start-up work users wait on without output (importing PyTorch, loading a model).
+    """
+    timer = threading.Timer(after, lambda: print(message, file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def failure_reason(exc: Exception) -> str:
@@ -128,6 +147,8 @@ def _process(
         raise PixcolorError(f"{target}: output would overwrite the input; choose another -o")
     if target.exists() and not overwrite:
         return False
+    from pixcolor.imageio import save_image_atomic
+
     image = job(item.path)
     save_image_atomic(image, target, overwrite=overwrite)
     return True

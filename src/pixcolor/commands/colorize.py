@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pixcolor.batch import FORMATS, run_batch
+from pixcolor.batch import FORMATS, notice_if_slow, run_batch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,13 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Colorize every input; exit 1 when any file failed."""
-    from pixcolor.pipeline import load_model
-
     if args.size is not None and not 32 <= args.size <= 2048:
         from pixcolor.errors import PixcolorError
 
         raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
-    model = load_model(args.model, device=args.device)
+    with notice_if_slow(f"loading the colorizer ({args.model or 'default'}) ..."):
+        from pixcolor.pipeline import load_model
+
+        model = load_model(args.model, device=args.device)
     upscaler = None
     if args.upscale:
         from pixcolor.sr import load_upscaler

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     """Load, adjust and save the model."""
     if args.onnx:
         return _run_onnx(args)
+    import torch
+
     from pixcolor.checkpoint import save_model
     from pixcolor.pipeline import load_network
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from pixcolor.device import environment_info
-
 
 def _gib(n: int | None) -> str:
     return "unknown" if n is None else f"{n / 2**30:.1f} GiB"
@@ -22,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the environment check."""
+    from pixcolor.device import environment_info
+
     info = environment_info(args.device)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
