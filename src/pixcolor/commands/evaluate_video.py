@@ -1,0 +1,62 @@
+"""``pixcolor evaluate-video DIR``: per-frame vs temporally consistent colorization of clips."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from pixcolor.commands.video import VIDEO_EXTRA
+from pixcolor.errors import PixcolorError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate-video`` subcommand."""
+    p = sub.add_parser(
+        "evaluate-video",
+        help="score video colorization: per-frame vs consistent",
+        description="DIR holds one sub-folder of colour frames per clip. Both video paths "
+        "colorize each clip's lightness and are scored against its colours: PSNR and SSIM "
+        "(with the gray baseline), the warping-error ratio (1.0 = as steady as the truth), "
+        "CDC (colour-histogram flicker) and mean |ab| (colour amount). Pairs of frames across "
+        "a scene cut are left out.",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR", help="folder of clip folders")
+    p.add_argument(
+        "--model", default=None, help="shipped name (default, fast) or a model folder or file"
+    )
+    p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
+    p.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the table."""
+    if args.size is not None and not 32 <= args.size <= 2048:
+        raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
+    try:
+        from pixcolor.video.evaluate import (
+            OVERALL,
+            compare,
+            evaluate_video,
+            format_table,
+            list_clips,
+        )
+    except ModuleNotFoundError as exc:
+        if exc.name in ("av", "cv2"):
+            raise PixcolorError(VIDEO_EXTRA) from None
+        raise
+    from pixcolor.pipeline import load_model
+
+    list_clips(args.dir)  # a bad DIR fails before the model loads
+    model = load_model(args.model, device=args.device)
+    results = evaluate_video(model, args.dir, size=args.size)
+    print(format_table(results))
+    print(compare(results[OVERALL]["scores"]))
+    if args.json is not None:
+        tmp = args.json.with_name(f".{args.json.name}.tmp")
+        tmp.write_text(json.dumps(results, indent=1, allow_nan=True) + "\n")
+        os.replace(tmp, args.json)
+    return 0

@@ -1,0 +1,67 @@
+"""``pixcolor video INPUT... -o OUT``: colorize video files or frame folders without flicker."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pixcolor.errors import PixcolorError
+
+VIDEO_EXTRA = "this command needs PyAV and OpenCV: pip install 'pixcolor[video]'"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``video`` subcommand."""
+    p = sub.add_parser(
+        "video",
+        help="colorize videos (mp4, mov, mkv, avi, webm) or folders of frames",
+        description="Each INPUT is one clip: a video file gives OUT/<name>.mp4 (same frame rate, "
+        "size, duration, audio copied); a folder of frames gives OUT/<folder name>/ (PNG, same "
+        "file names). Colours are kept steady along the motion unless --no-temporal.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or frame folders")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--model", default=None, help="shipped name (default, fast) or a model folder or file"
+    )
+    p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    p.add_argument(
+        "--saturation",
+        type=float,
+        default=1.0,
+        help="factor on the colours: 1 = the model's own, 0 = gray, up to 2",
+    )
+    p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
+    p.add_argument(
+        "--no-temporal",
+        dest="temporal",
+        action="store_false",
+        help="colorize each frame on its own (no temporal consistency)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Colorize every clip; exit 1 when any failed."""
+    if args.size is not None and not 32 <= args.size <= 2048:
+        raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
+    if not 0.0 <= args.saturation <= 2.0:
+        raise PixcolorError(f"--saturation must be in [0, 2], got {args.saturation:g}")
+    try:
+        from pixcolor.video.clips import VideoSettings, run_clips
+    except ModuleNotFoundError as exc:
+        if exc.name in ("av", "cv2"):
+            raise PixcolorError(VIDEO_EXTRA) from None
+        raise
+    from pixcolor.pipeline import load_model
+
+    settings = VideoSettings(
+        size=args.size,
+        consistent=args.temporal,
+        overwrite=args.overwrite,
+        saturation=args.saturation,
+    )
+    return run_clips(
+        lambda: load_model(args.model, device=args.device), args.inputs, args.out, settings
+    )

@@ -1,0 +1,184 @@
+"""``pixcolor video``: colorize whole clips (video files or frame folders) into an output folder.
+
+A video file ``name.ext`` gives ``OUT/name.mp4``; a frame folder ``name/`` gives ``OUT/name/``
+with each frame saved as PNG under its own name. Each output is written under a hidden
+temporary name and renamed into place only once complete, so an interrupted run (Ctrl-C, a
+crash, a full disk) leaves no partial output behind; outputs that exist are kept unless
+``overwrite``, and an input is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pixcolor.errors import PixcolorError
+from pixcolor.pipeline import Colorizer
+from pixcolor.png import write_png
+from pixcolor.video.frames import colorize_frames
+from pixcolor.video.io import is_video_name, list_frames, probe_video, read_frames, transcode_video
+from pixcolor.video.temporal import TemporalOptions
+
+
+class OutputExistsError(PixcolorError):
+    """The output of a clip exists already (and overwriting was not asked for)."""
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How clips are colorized (the flags of ``pixcolor video``)."""
+
+    size: int | None = None  # the model's working size; None: the model's own
+    consistent: bool = True  # temporal consistency (False: plain per-frame colorization)
+    temporal: TemporalOptions = field(
+        default_factory=TemporalOptions
+    )  # the temporal filter's settings
+    overwrite: bool = False  # replace outputs that exist
+    saturation: float = 1.0  # factor on the output's ab (1 = the model's own colours)
+
+
+def output_for(src: Path, out_dir: Path) -> Path:
+    """``OUT/<stem>.mp4`` for a video file, ``OUT/<folder name>`` for a frame folder."""
+    return out_dir / (f"{src.stem}.mp4" if src.is_file() else src.resolve().name)
+
+
+def check_input(src: Path) -> None:
+    """Raise :class:`PixcolorError` with one clear line when ``src`` is no clip."""
+    if src.is_dir():
+        return
+    if not src.exists():
+        raise PixcolorError(f"{src}: no such file or folder")
+    if not is_video_name(src):
+        raise PixcolorError(
+            f"{src}: not a video (.avi, .mkv, .mov, .mp4, .webm) or a folder of frames"
+        )
+
+
+def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse to replace an input, or an existing output without ``overwrite``."""
+    s, d = src.resolve(), dst.resolve()
+    if s == d or d in s.parents:
+        raise PixcolorError(f"{src}: the output {dst} would replace the input; choose another -o")
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"{dst}: already exists (--overwrite to replace it)")
+
+
+def colorize_clip(
+    model: Colorizer, src: Path, out_dir: Path, settings: VideoSettings = VideoSettings()
+) -> Path:
+    """Colorize one clip into ``out_dir`` and return the output's path (see the module doc).
+
+    Raises:
+        PixcolorError: bad input (one line naming the file), or the output exists.
+    """
+    check_input(src)
+    dst = output_for(src, out_dir)
+    _check_target(src, dst, settings.overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def process(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        return colorize_frames(
+            model, frames, size=settings.size, temporal=settings.temporal,
+            consistent=settings.consistent, saturation=settings.saturation,
+        )  # fmt: skip
+
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.partial")
+    try:
+        if src.is_dir():
+            paths = list_frames(src)
+            with _bar(src, len(paths)) as bar:
+                tmp.mkdir()
+                for path, rgb in zip(paths, process(read_frames(paths)), strict=True):
+                    with open(tmp / f"{path.stem}.png", "wb") as fp:
+                        write_png(rgb, fp)
+                    bar.update()
+        else:
+            with _bar(src, probe_video(src).frames) as bar:
+                transcode_video(src, tmp, process, on_frame=bar.update)
+        _move_into_place(tmp, dst, settings.overwrite)
+    finally:
+        _remove(tmp)
+    return dst
+
+
+def _bar(src: Path, total: int | None) -> tqdm:
+    """A progress bar over one clip's frames: frames per second and time left."""
+    return tqdm(total=total, desc=src.name, unit="frame", disable=None, leave=False)
+
+
+def _move_into_place(tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``dst``; an existing ``dst`` is replaced only if asked."""
+    if dst.exists() or dst.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(f"{dst}: appeared while colorizing; kept it (--overwrite)")
+        old = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.old")
+        os.rename(dst, old)
+        try:
+            os.rename(tmp, dst)
+        except OSError:
+            os.rename(old, dst)
+            raise
+        _remove(old)
+    else:
+        os.rename(tmp, dst)
+
+
+def _remove(path: Path) -> None:
+    """Delete a temporary file or folder if it is there."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def run_clips(
+    load: Callable[[], Colorizer],
+    inputs: Sequence[str | Path],
+    out_dir: Path,
+    settings: VideoSettings,
+) -> int:
+    """Colorize every input clip; a bad one is one line on stderr and the rest go on.
+
+    Args:
+        load: returns the colorizer; called once, at the first input that is a clip.
+        inputs: video files and frame folders.
+        out_dir: the output folder.
+        settings: how to colorize.
+
+    Returns:
+        The exit code: 0 when all were written (or kept), 1 when any failed.
+    """
+    done = skipped = failed = 0
+    model = None
+    for raw in inputs:
+        src = Path(raw)
+        try:
+            check_input(src)
+            _check_target(src, output_for(src, out_dir), settings.overwrite)
+        except OutputExistsError as exc:
+            print(f"{exc}; skipped", file=sys.stderr)
+            skipped += 1
+            continue
+        except PixcolorError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        model = model or load()  # a bad --model stops the run here (exit 2)
+        try:
+            print(f"{src} -> {colorize_clip(model, src, out_dir, settings)}")
+            done += 1
+        except (PixcolorError, OSError) as exc:
+            print(exc if isinstance(exc, PixcolorError) else f"{src}: {exc}", file=sys.stderr)
+            failed += 1
+    print(f"colorized {done}, skipped {skipped} (output exists), failed {failed}")
+    return 1 if failed else 0
