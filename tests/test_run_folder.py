@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -11,8 +13,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_helpers import tiny_train_config
+from train_helpers import TINY_UNET, tiny_train_config
 
+from pixcolor import checkpoint as ckpt
+from pixcolor import run_folder
+from pixcolor.cli import main
+from pixcolor.errors import CheckpointError
 from pixcolor.interrupt import GracefulInterrupt
 from pixcolor.run_folder import RunFolder
 from pixcolor.sr_train import SRTrainConfig, SRTrainer
@@ -126,3 +132,105 @@ def test_same_seed_same_weights_whatever_the_callers_stream(tmp_path):
     torch.manual_seed(2)
     b = _colorizer(tmp_path / "b").G_raw.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- an earlier run is never destroyed; full disks and bad files give one line ---------------
+
+
+def _train_args(tmp_path: Path, *extra: str) -> list[str]:
+    data = tmp_path / "data"
+    source = str(data) if data.exists() else _images(data, 4, 32)
+    return [
+        "train", "--data", source, "--out", str(tmp_path / "run"), "--size", "32",
+        "--generator", "unet", "--generator-kwargs", json.dumps(TINY_UNET),
+        "--discriminator-kwargs", '{"base_channels": 8}', "--batch-size", "2", "--epochs", "1",
+        "--num-workers", "0", "--precision", "fp32", *extra,
+    ]  # fmt: skip
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_existing_run_is_refused_and_overwrite_moves_it_aside(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_train_args(tmp_path)) == 0
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(_train_args(tmp_path, "--epochs", "2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a training run" in err[0], err
+    assert "--resume" in err[0] and "--out" in err[0] and "--overwrite" in err[0]
+    assert _snapshot(run) == before  # untouched
+    assert main(_train_args(tmp_path, "--overwrite")) == 0
+    (old,) = tmp_path.glob("run.old-*")
+    assert _snapshot(old) == before  # moved aside whole, never deleted
+    assert (run / "checkpoints" / "last").is_dir()
+
+
+def _disk_full(path: Path) -> None:
+    path.write_bytes(b"half")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _torch_save_on_full_disk(path: Path) -> None:
+    path.write_bytes(b"half")
+    raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 123 vs 456")
+
+
+@pytest.mark.parametrize("failure", [_disk_full, _torch_save_on_full_disk])
+def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_previous(
+    tmp_path, monkeypatch, failure
+):
+    trainer = _colorizer(tmp_path)
+    last = trainer.save_checkpoint("last")
+    before = _snapshot(last)
+    monkeypatch.setattr(ckpt, "save_torch_state", lambda state, path: failure(path))
+    with pytest.raises(CheckpointError) as info:
+        trainer.save_checkpoint("last")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{last}: cannot write the checkpoint (")
+    assert "the previous one is intact" in message and "MiB free" in message
+    assert ("No space left on device" if failure is _disk_full else "unexpected pos") in message
+    ckpt.verify_checkpoint_dir(last)
+    assert _snapshot(last) == before
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last"]  # no temp folder left
+
+
+def test_log_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_folder, "open", full_disk_open, raising=False)
+    assert main(_train_args(tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "metrics.jsonl: cannot write the training log (No space left on device)" in err
+    assert "are intact" in err and "Traceback" not in err
+
+
+def test_refused_training_state_on_resume_is_one_line(tmp_path, capsys):
+    assert main(_train_args(tmp_path)) == 0
+    last = tmp_path / "run" / "checkpoints" / "last"
+    torch.save({"epoch": 1, "opt_g": Payload(tmp_path / "pwned")}, last / "state.pt")
+    files = {p.name: (lambda dst, src=p: dst.write_bytes(src.read_bytes())) for p in last.iterdir()}
+    files.pop("manifest.json")
+    ckpt.write_checkpoint_dir(last, files)  # a valid manifest over the evil state.pt
+    for old in last.parent.glob("epoch_*"):
+        shutil.rmtree(old)
+    shutil.rmtree(last.parent / "best", ignore_errors=True)
+    capsys.readouterr()
+    assert main([*_train_args(tmp_path, "--epochs", "2"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "state.pt: refused training state (" in err[0] and "weights_only" not in err[0]
+    assert not (tmp_path / "pwned").exists()
+
+
+class Payload:
+    """Unpickling this would run a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))

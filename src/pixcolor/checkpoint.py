@@ -15,6 +15,8 @@ import glob
 import hashlib
 import json
 import os
+import pickle
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -247,5 +249,19 @@ def load_torch_state(path: Path) -> dict[str, Any]:
     """Load training state with ``weights_only=True``: no code from the file is ever run."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError ...
-        raise CheckpointError(f"{path}: refused or corrupt training state ({exc})") from None
+    except pickle.UnpicklingError as exc:  # names code to run, or not a pickle at all
+        found = re.search(
+            r"(unsupported GLOBAL [^\s]+|Unsupported global: GLOBAL [^\s]+)", str(exc)
+        )
+        detail = found[1] if found else _first_sentence(exc)
+        raise CheckpointError(
+            f"{path}: refused training state ({detail}): only tensors and plain values are loaded"
+        ) from None
+    except Exception as exc:  # RuntimeError (truncated zip), EOFError, OSError ...
+        raise CheckpointError(f"{path}: corrupt training state ({_first_sentence(exc)})") from None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The first sentence of an error's message, without PyTorch's advice that follows."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.split(". ")[0].rstrip(".")[:200]

@@ -38,10 +38,11 @@ from pixcolor import checkpoint as ckpt
 from pixcolor.augment import batch_generator
 from pixcolor.config import option
 from pixcolor.device import resolve_device
+from pixcolor.epoch_run import EpochRun, LogWindow
 from pixcolor.errors import CheckpointError, ConfigError
 from pixcolor.models import hub
 from pixcolor.models.srcnn import SRCNN
-from pixcolor.run_folder import EpochRun, LogWindow, RunFolder, Writers
+from pixcolor.run_folder import RunFolder, Writers
 from pixcolor.sr_data import PatchSet, image_files, training_pair
 from pixcolor.sr_eval import EvalImage, evaluate_prepared, prepare_eval
 from pixcolor.train_setup import EpochSampler

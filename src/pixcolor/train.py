@@ -1,7 +1,7 @@
 """The Pix2Pix training loop: G forward, D step on (fake, real), G step on GAN + lambda * L1.
 
 :class:`Trainer` owns the networks, optimisers, schedulers and data order of one run; the run
-folder, the epoch loop, checkpoints and resuming come from :class:`~pixcolor.run_folder.EpochRun`.
+folder, the epoch loop, checkpoints and resuming come from :class:`~pixcolor.epoch_run.EpochRun`.
 Everything it does is a function of its :class:`~pixcolor.config.TrainConfig` and the data, so
 ``--resume`` continues bit for bit (fp32, CPU, fixed seed).
 """
@@ -24,16 +24,11 @@ from pixcolor.color import denormalize_ab, lab_normalized_to_rgb, rgb_to_lab_nor
 from pixcolor.config import TrainConfig
 from pixcolor.device import resolve_device
 from pixcolor.distributed import DistContext
+from pixcolor.epoch_run import EpochRun, LogWindow, scheduler_order_warning_ignored
 from pixcolor.errors import CheckpointError, PixcolorError
 from pixcolor.losses import GANLoss, spread_loss
 from pixcolor.metrics import ab_l1, psnr
-from pixcolor.run_folder import (
-    EpochRun,
-    LogWindow,
-    RunFolder,
-    Writers,
-    scheduler_order_warning_ignored,
-)
+from pixcolor.run_folder import RunFolder, Writers
 from pixcolor.train_checkpoint import checkpoint_files, load_checkpoint
 from pixcolor.train_setup import (
     BinLogits,

@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", type=Path, help="TOML (or JSON) file of config defaults")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an --out folder that holds a run: the old run is moved aside "
+        "to OUT.old-<date-time>, never deleted",
+    )
     add_dataclass_flags(p, TrainConfig)
     p.set_defaults(func=run)
 
@@ -50,6 +56,27 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
+def _fresh_run_folder(config: TrainConfig, *, overwrite: bool, is_main: bool) -> None:
+    """Refuse to start a new run over an existing one, or (``--overwrite``) move it aside.
+
+    Raises:
+        ConfigError: ``--out`` holds a run and neither ``--resume`` nor ``--overwrite`` was given.
+    """
+    from pixcolor.run_folder import RunFolder
+
+    folder = RunFolder(config.out)
+    if not folder.has_run():
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"{folder.root} already holds a training run: continue it with --resume, "
+            "give a new --out folder, or start over with --overwrite (moves it aside)"
+        )
+    if is_main:  # under torchrun, rank 0 alone moves it
+        moved = folder.move_aside()
+        print(f"moved the earlier run in {folder.root} to {moved}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, or resume, and return 0 when the run ends normally.
 
@@ -66,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if not dist.is_main:
         logging.getLogger("pixcolor").setLevel(logging.WARNING)
     try:
-        trainer = Trainer(config, dist=dist)
         restarted = restart_count() > 0
+        if not (args.resume or restarted):
+            _fresh_run_folder(config, overwrite=args.overwrite, is_main=dist.is_main)
+        trainer = Trainer(config, dist=dist)
         if args.resume or restarted:
             trainer.resume(missing_ok=restarted and not args.resume)
         trainer.fit()
