@@ -15,11 +15,13 @@ import torch
 from PIL import Image
 from train_helpers import TINY_UNET, tiny_train_config
 
+from pixcolor import atomic, run_folder
 from pixcolor import checkpoint as ckpt
-from pixcolor import run_folder
+from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
 from pixcolor.errors import CheckpointError
 from pixcolor.interrupt import GracefulInterrupt
+from pixcolor.models import create_generator
 from pixcolor.run_folder import RunFolder
 from pixcolor.sr_train import SRTrainConfig, SRTrainer
 from pixcolor.train import Trainer
@@ -234,3 +236,21 @@ class Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch '{self.marker}'",))
+
+
+def test_export_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path, monkeypatch, capsys):
+    source = save_model(create_generator("unet", **TINY_UNET), tmp_path / "ckpt", "unet", TINY_UNET)
+    out = tmp_path / "release"
+    assert main(["export", str(source), "-o", str(out)]) == 0
+    before = _snapshot(out)
+
+    def write_then_disk_full(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "fsync_file", write_then_disk_full)
+    capsys.readouterr()
+    assert main(["export", str(source), "-o", str(out), "--note", "again"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.safetensors: cannot write: No space left on device" in err[0]
+    assert "unchanged" in err[0]
+    assert _snapshot(out) == before  # the earlier export intact, no temp file left
