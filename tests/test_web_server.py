@@ -56,9 +56,14 @@ def running_server(**options: object) -> Iterator[int]:
         sock.close()
 
 
-def photo_form() -> bytes:
+def photo_form(noise: bool = False) -> bytes:
+    """A form with a small gradient PNG, or (``noise``) a 300 KB noise PNG."""
+    if noise:
+        pixels = np.random.default_rng(0).integers(0, 256, (400, 800), dtype=np.uint8)
+    else:
+        pixels = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1))
     buffer = io.BytesIO()
-    Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1))).save(buffer, "PNG")
+    Image.fromarray(pixels).save(buffer, "PNG")
     return (
         (
             f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
@@ -94,8 +99,9 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     return status, data
 
 
-def upload(port: int, host: str = "127.0.0.1") -> tuple[int, bytes]:
-    body = photo_form()
+def upload(port: int, host: str = "127.0.0.1", *, noise: bool = False) -> tuple[int, bytes]:
+    """POST a photo in one write (head and body together), and read the whole answer."""
+    body = photo_form(noise)
     with connect(port) as sock:
         sock.sendall(
             request_head(port, len(body), host).replace(
@@ -145,6 +151,12 @@ def test_huge_headers_get_431_not_a_reset() -> None:
         sock.sendall(head + filler + b"\r\n")  # 1 MB of headers
         status, data = read_response(sock)
         assert status == 431 and b"request headers too large" in data
+
+
+def test_a_large_upload_sent_in_one_write_is_not_taken_for_a_huge_head() -> None:
+    with running_server() as port:
+        status, data = upload(port, noise=True)
+        assert status == 200, data[:300]
 
 
 def test_idle_connections_are_bounded_and_then_dropped() -> None:

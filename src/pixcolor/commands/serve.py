@@ -86,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.queue,
         allowed_hosts=allowed_hosts(args.host, args.allow_host),
     )
+    from pixcolor.device import resolve_device
+
     sock = bind(args.host, args.port)  # before the models load: a taken port fails at once
     try:
-        device = _checked_device(args.device)
-        models = load_models(_model_names(args.model), device=device, log=logger.info)
+        resolve_device(args.device)  # an unusable --device: one line, before any loading
+        models = load_models(_model_names(args.model), device=args.device, log=logger.info)
         server = build_server(create_app(models, options), options)
         if args.host not in LOOPBACK_HOSTS:
             logger.warning(
@@ -107,33 +109,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
-
-
-def _checked_device(name: str | None) -> str | None:
-    """``name`` if PyTorch can put a tensor there; else one line naming what is available."""
-    if name is None:
-        return None
-    import torch
-
-    from pixcolor.device import resolve_device
-
-    try:
-        torch.empty(0, device=resolve_device(name))
-    except (RuntimeError, AssertionError) as exc:
-        available = ["cpu"]
-        if torch.cuda.is_available():
-            available += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            available.append("mps")
-        if str(exc).startswith("Expected one of"):
-            reason = "not a device name"
-        else:
-            reason = f"not available in this PyTorch ({torch.__version__})"
-        raise ConfigError(
-            f"--device {name}: {reason}; available here: {', '.join(available)}"
-        ) from None
-    return name
 
 
 def _model_names(asked: list[str] | None) -> list[str]:

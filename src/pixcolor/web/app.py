@@ -105,7 +105,7 @@ def create_app(
 
     @app.get("/api/results/{key}")
     async def result(key: str, request: Request) -> Response:
-        return await _answer(_render(key, dict(request.query_params), queue, results))
+        return await _answer(_render(key, dict(request.query_params), models, queue, results))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -143,8 +143,9 @@ async def _colorize(
 
     def job() -> tuple[bytes, str, str | None, tuple[int, int]]:
         rgb = photo.colorize_photo(models, upload.data, how, max_pixels=opts.max_pixels)
-        key = results.add(rgb)
-        data, media_type = photo.encode(rgb, render)
+        kept = photo.KeptResult(rgb)
+        key = results.add(kept)
+        data, media_type = photo.render(models.colorizer(how.model), kept, render)
         return data, media_type, key, (rgb.shape[1], rgb.shape[0])
 
     data, media_type, key, (width, height) = await queue.run(job)
@@ -155,7 +156,7 @@ async def _colorize(
 
 
 async def _render(
-    key: str, query: dict[str, str], queue: WorkQueue, results: ResultStore
+    key: str, query: dict[str, str], models: ModelSet, queue: WorkQueue, results: ResultStore
 ) -> Response:
     options = fields.render_options(query)
     kept = results.get(key)
@@ -163,8 +164,7 @@ async def _render(
         raise ApiError(404, "this result is no longer kept on the server; colorize the photo again")
     if not queue.try_reserve():
         raise _busy(queue)
-    pixels = kept.preview if options.preview else kept.full
-    data, media_type = await queue.run(partial(photo.encode, pixels, options))
+    data, media_type = await queue.run(partial(photo.render, models.colorizer(None), kept, options))
     return Response(data, media_type=media_type, headers=NO_STORE)
 
 

@@ -13,12 +13,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-
-from pixcolor.web.photo import preview_of
+from pixcolor.web.photo import KeptResult
 
 T = TypeVar("T")
 
@@ -79,14 +76,6 @@ class WorkQueue:
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass(frozen=True)
-class KeptResult:
-    """A finished result at the model's own colour strength."""
-
-    full: np.ndarray  # (H, W, 3) uint8
-    preview: np.ndarray  # the same, long side at most photo.PREVIEW_SIDE
-
-
 class ResultStore:
     """The most recent results by id, in memory, within a budget of pixels (oldest go first).
 
@@ -99,12 +88,11 @@ class ResultStore:
         self._pixels = 0
         self._lock = threading.Lock()
 
-    def add(self, rgb: np.ndarray) -> str | None:
-        """Keep ``rgb (H, W, 3) uint8``; its id, or ``None`` when it alone is over the budget."""
-        pixels = rgb.shape[0] * rgb.shape[1]
+    def add(self, kept: KeptResult) -> str | None:
+        """Keep a result; its id, or ``None`` when it alone is over the budget."""
+        pixels = kept.full.shape[0] * kept.full.shape[1]
         if pixels > self.max_pixels:
             return None
-        kept = KeptResult(rgb, preview_of(rgb))
         key = secrets.token_urlsafe(12)
         with self._lock:
             while self._items and self._pixels + pixels > self.max_pixels:

@@ -3,29 +3,34 @@ strength, encode it. Every colour conversion is :mod:`pixcolor.color`'s."""
 
 from __future__ import annotations
 
+import functools
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pixcolor.color import recolor_uint8, rgb_to_lab
+from pixcolor.color import rgb_to_lab
 from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.imageio import read_image
+from pixcolor.png import write_png
 from pixcolor.web.errors import ApiError
 from pixcolor.web.fields import FORMATS, ColorizeOptions, RenderOptions
 from pixcolor.web.models import ModelSet
 
-# zlib level of PNG results: levels 1-3 encode large photos several times faster than
-# Pillow's default 6 for files a few percent larger; the server is local, so speed wins.
-PNG_COMPRESS_LEVEL = 3
+if TYPE_CHECKING:
+    from pixcolor.pipeline import Colorizer
+
+# zlib level of PNG results, written by pixcolor.png's parallel writer: a 12 MP photo in
+# 1.1 s against Pillow's 3.7 s at level 3, for a file 11% larger (a gray 12 MP photo from
+# benchmarks/first_photo.py, 2-core Xeon). The server is local, so speed wins; JPEG is smaller.
+PNG_LEVEL = 1
 # JPEG results: quality 92 keeps film grain and faces clean at about a third of the PNG size.
 JPEG_QUALITY = 92
 # Previews (while the colour-strength slider moves): long side in pixels, JPEG quality.
 PREVIEW_SIDE = 1024
 PREVIEW_QUALITY = 85
-# Pixels re-coloured at once by resaturate, so its float temporaries stay near 50 MB.
-RESATURATE_TILE_PIXELS = 1 << 19
 
 
 def colorize_photo(
@@ -74,39 +79,68 @@ def preview_of(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=3.0))
 
 
-def resaturate(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """Change a colour photo's colour strength: its Lab a and b times ``factor``, L kept.
+def chroma_of(rgb: np.ndarray) -> torch.Tensor:
+    """Lab a and b ``(2, H, W)`` of ``rgb (H, W, 3) uint8`` (keep it small: a preview)."""
+    return rgb_to_lab(torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0))[1:]
+
+
+def resaturate(
+    colorizer: Colorizer, rgb: np.ndarray, chroma: torch.Tensor, factor: float
+) -> np.ndarray:
+    """A result at another colour strength: its own L, with ``chroma`` times ``factor``.
+
+    The full-size recolour is the colorizer's own (:meth:`Colorizer.compose`): ``chroma``
+    (Lab a and b of the result at preview size, ``(2, h, w)``) is upsampled bicubically, as
+    the model's working-size ab is, and joined with the L of ``rgb``; colours that leave the
+    sRGB gamut are pulled towards gray.
 
     Args:
-        rgb: ``(H, W, 3)`` uint8 sRGB.
-        factor: 0 gives the photo's own gray, 1 returns ``rgb`` itself, 2 doubles the chroma
-            (colours that leave the sRGB gamut are pulled towards gray, as the colorizer does).
+        colorizer: any loaded colorizer (its network is not run).
+        rgb: ``(H, W, 3)`` uint8, the result at the model's own colour strength.
+        chroma: ``(2, h, w)`` Lab a and b of that result at any smaller size.
+        factor: 0 gives the photo's own gray, 1 returns ``rgb`` itself, 2 doubles the chroma.
 
     Returns:
-        ``(H, W, 3)`` uint8 sRGB with the luminance of ``rgb`` (to 8-bit rounding).
+        ``(H, W, 3)`` uint8 sRGB with the L of ``rgb`` (to 8-bit rounding).
     """
     if factor == 1.0:
         return rgb
-    height, width = rgb.shape[:2]
-    out = np.empty_like(rgb)
-    rows = max(1, RESATURATE_TILE_PIXELS // max(1, width))
-    for y0 in range(0, height, rows):
-        tile = torch.from_numpy(np.array(rgb[y0 : y0 + rows])).permute(2, 0, 1)  # (3, h, W)
-        ab = rgb_to_lab(tile.float().div_(255.0))[1:] * factor  # (2, h, W) Lab units
-        out[y0 : y0 + rows] = recolor_uint8(tile, ab).permute(1, 2, 0).numpy()
-    return out
+    return colorizer.compose(rgb, chroma * factor)
 
 
-def encode(rgb: np.ndarray, options: RenderOptions) -> tuple[bytes, str]:
-    """``rgb (H, W, 3) uint8`` at the asked colour strength, as file bytes and media type."""
-    pixels = resaturate(rgb, options.saturation)
+def encode(pixels: np.ndarray, options: RenderOptions) -> tuple[bytes, str]:
+    """``pixels (H, W, 3) uint8`` as file bytes and their media type (previews as JPEG)."""
     buffer = io.BytesIO()
-    image = Image.fromarray(pixels)
-    if options.preview:
-        image.save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
+    if options.preview or options.format == "jpeg":
+        quality = PREVIEW_QUALITY if options.preview else JPEG_QUALITY
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
         return buffer.getvalue(), FORMATS["jpeg"]
-    if options.format == "jpeg":
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue(), FORMATS[options.format]
+    write_png(pixels, buffer, level=PNG_LEVEL)
+    return buffer.getvalue(), FORMATS["png"]
+
+
+def render(colorizer: Colorizer, kept: KeptResult, options: RenderOptions) -> tuple[bytes, str]:
+    """A kept result (or its preview) at the asked colour strength, encoded."""
+    pixels = kept.preview if options.preview else kept.full
+    return encode(resaturate(colorizer, pixels, kept.chroma, options.saturation), options)
+
+
+class KeptResult:
+    """A finished result at the model's own colour strength, ready to re-render.
+
+    Its preview and the preview's chroma are made on first use (a slider move), not while the
+    user waits for the result.
+    """
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.full = rgb  # (H, W, 3) uint8
+
+    @functools.cached_property
+    def preview(self) -> np.ndarray:
+        """The result with its long side at most :data:`PREVIEW_SIDE`."""
+        return preview_of(self.full)
+
+    @functools.cached_property
+    def chroma(self) -> torch.Tensor:
+        """``(2, h, w)`` Lab a and b of the preview."""
+        return chroma_of(self.preview)

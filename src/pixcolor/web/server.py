@@ -46,7 +46,8 @@ class GuardedH11Protocol(H11Protocol):
         if self._refused:
             return  # lingering after a refusal: read and drop
         if self.conn.their_state is h11.IDLE:
-            self._head_bytes += len(data)
+            end = data.find(b"\r\n\r\n")  # the head may end in this chunk, a body follow
+            self._head_bytes += len(data) if end < 0 else end + 4
             if self._head_bytes > self.max_head_bytes:
                 limit = self.max_head_bytes // 1024
                 self._refuse(431, f"request headers too large (the limit is {limit} KiB)")
