@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from first_photo import make_photo  # noqa: E402
+from first_photo import make_photo
 
 BOUNDARY = "pixcolorbenchmark"
 
