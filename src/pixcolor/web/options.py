@@ -25,7 +25,9 @@ class WebOptions:
     head_timeout_s: float = 10.0  # request line and headers not in by then: 408, closed
     keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
     max_head_bytes: int = 16 * 1024  # request line + headers; more gets 431
-    max_connections: int = 32  # open connections (idle ones included); more get 503
+    # Open connections, idle ones included; more get 503. Each may be reading an upload of up
+    # to max_upload_bytes into memory, so this also bounds the memory uploads take (640 MiB).
+    max_connections: int = 32
     # Results kept in memory (pixels, all together) so that the colour strength can change
     # without running the model again; the oldest go first.
     kept_result_pixels: int = 60_000_000

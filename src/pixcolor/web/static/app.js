@@ -256,7 +256,10 @@ function renderQueue() {
 function rerun() {
   const item = state.selected;
   if (!item || item.status === "working") return;
-  Object.assign(item, { status: "waiting", error: "", saturation: 1, previewUrl: null });
+  for (const url of [item.url, item.previewUrl]) if (url) URL.revokeObjectURL(url);
+  Object.assign(item, {
+    status: "waiting", error: "", saturation: 1, url: null, previewUrl: null, resultId: null,
+  });
   showItem(item);
   renderQueue();
   pump();
