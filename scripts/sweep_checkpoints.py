@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from pixcolor import metrics
-from pixcolor.evaluate import gray_of
+from pixcolor.color import apply_gains, gray_uint8
 from pixcolor.files import collect_inputs
 from pixcolor.imageio import read_image
 from pixcolor.pipeline import load_model
@@ -38,10 +38,7 @@ def scaled(predict, gain: float, cast: float | None, flip: bool, L, **kw):
     ab = predict(L, **kw)
     if flip:
         ab = 0.5 * (ab + predict(L.flip(-1), **kw).flip(-1))
-    if cast is None:
-        return ab * gain
-    mean = ab.mean(dim=(-2, -1), keepdim=True)
-    return (ab - mean) * gain + mean * cast
+    return apply_gains(ab, gain, cast)
 
 
 def averaged(predicts: list, L, **kw):
@@ -68,7 +65,7 @@ def main() -> None:
 
     found, _ = collect_inputs([args.images])
     truths = [np.asarray(read_image(f.path)) for f in found[: args.limit]]
-    grays = [gray_of(t) for t in truths]
+    grays = [gray_uint8(t) for t in truths]
 
     def t_of(images: list[np.ndarray]) -> list[torch.Tensor]:
         return [torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None] for a in images]

@@ -154,8 +154,8 @@ def test_onnx_colorizer_dynamic_shapes_match_pytorch(tiny_unet: Path, capsys) ->
 def test_onnx_shipped_default_bins_head(tmp_path: Path) -> None:
     """The shipped model (EfficientNet encoder with SAME padding, ab-bin head) exports with
     dynamic sizes and keeps its temperature, chroma gain and cast gain."""
+    from pixcolor.models.hub import load_network
     from pixcolor.onnx_export import export_onnx
-    from pixcolor.pipeline import load_network
 
     out = tmp_path / "default.onnx"
     gains = {"temperature": 1.0, "chroma_gain": 1.2, "cast_gain": 0.9}

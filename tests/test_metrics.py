@@ -118,9 +118,9 @@ def test_evaluate_cli_scores_baseline_and_writes_report(tmp_path, capsys):
     # The gray baseline's PSNR equals a direct computation on the first image.
     first = doc["images"][0]
     truth = np.asarray(Image.open(first["path"]).convert("RGB"))
-    from pixcolor.evaluate import gray_of
+    from pixcolor.color import gray_uint8
 
-    direct = metrics.psnr(gray_of(truth), truth).item()
+    direct = metrics.psnr(gray_uint8(truth), truth).item()
     assert first["scores"]["gray baseline"]["psnr"] == pytest.approx(direct)
     checker = _Checker()
     checker.feed((out / "report.html").read_text())

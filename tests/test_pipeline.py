@@ -12,8 +12,11 @@ import pixcolor
 from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
 from pixcolor.color import rgb_to_lab
+from pixcolor.errors import ConfigError, ImageReadError
 from pixcolor.models import create_generator
-from pixcolor.pipeline import Colorizer, load_model, load_network, working_shape
+from pixcolor.models.hub import load_network
+from pixcolor.pipeline import Colorizer, load_model
+from pixcolor.working_size import working_shape
 
 
 class ConstantAB(nn.Module):
@@ -98,10 +101,31 @@ def test_api_accepts_every_input_type(model, tmp_path, kind):
 
 
 def test_bad_inputs_raise_clear_errors(model):
-    with pytest.raises(TypeError, match="cannot colorize"):
+    with pytest.raises(TypeError, match="expected a path, PIL image, uint8 array or tensor"):
         model.colorize(3.0)
     with pytest.raises(ValueError, match="uint8"):
         model.colorize(np.zeros((4, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "image", [np.zeros((0, 5), np.uint8), np.zeros((5, 0, 3), np.uint8), torch.zeros(3, 4, 0)]
+)
+def test_zero_size_image_is_a_clear_error(model, image):
+    with pytest.raises(ImageReadError, match=r"<memory>: zero-size image \(\d+x\d+\)"):
+        model.colorize(image)
+
+
+def test_pixel_limit_applies_to_arrays_and_tensors(model):
+    for image in (np.zeros((100, 100), np.uint8), torch.zeros(1, 100, 100)):
+        with pytest.raises(ImageReadError, match="too large: 100x100 = 10000 pixels > limit"):
+            model.colorize(image, max_pixels=9999)
+    assert model.colorize(np.zeros((100, 100), np.uint8), max_pixels=10000).size == (100, 100)
+
+
+@pytest.mark.parametrize("size", [0, -5, 31, 2049, 64.0, True, "big"])
+def test_working_size_out_of_range_or_not_whole_is_refused(model, size):
+    with pytest.raises(ConfigError, match=r"^size must be (a whole number|in \[32, 2048\])"):
+        model.colorize(_gray(8, 8), size=size)
 
 
 def test_batch_matches_single_and_is_deterministic(tiny_model_dir):

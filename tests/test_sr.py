@@ -2,7 +2,7 @@
 resume, the ``upscale`` API and the ``upscale`` / ``evaluate-sr`` commands.
 
 Everything runs on generated images and tiny networks; only the Set5 bicubic check needs
-../shared/data (skipped without it).
+$PIXCOLOR_DATA (default ../shared/data; skipped without it).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pixcolor import sr
+from pixcolor import color, matlab, sr, sr_eval
 from pixcolor.checkpoint import load_into, save_model
 from pixcolor.cli import main
 from pixcolor.errors import ConfigError, PixcolorError
 from pixcolor.interrupt import GracefulInterrupt
+from pixcolor.models import hub
 from pixcolor.models.srcnn import SRCNN
 from pixcolor.sr_train import PatchSet, SRTrainConfig, SRTrainer
 
@@ -74,42 +75,43 @@ def test_srcnn_size_and_shape() -> None:
 
 def test_ycbcr_known_values() -> None:
     rgb = np.array([[[255, 255, 255], [0, 0, 0], [255, 0, 0], [128, 128, 128]]], np.uint8)
-    ycc = sr.rgb_to_ycbcr(rgb)[0]
+    ycc = color.rgb_to_ycbcr(rgb)[0]
     np.testing.assert_allclose(ycc[:, 0], [235.0, 16.0, 81.481, 16 + 219 * 128 / 255], atol=1e-9)
     np.testing.assert_allclose(ycc[[0, 1, 3], 1:], 128.0, atol=1e-9)  # greys: no chroma
     np.testing.assert_allclose(ycc[2, 1:], [90.203, 240.0], atol=1e-9)  # red: Cb, Cr (MATLAB)
-    np.testing.assert_allclose(sr.rgb_to_y(rgb), sr.rgb_to_ycbcr(rgb)[..., 0])
-    np.testing.assert_allclose(sr.rgb_to_ycbcr(rgb / 255.0), ycc[None])
+    np.testing.assert_allclose(color.rgb_to_y(rgb), color.rgb_to_ycbcr(rgb)[..., 0])
+    np.testing.assert_allclose(color.rgb_to_ycbcr(rgb / 255.0), ycc[None])
 
 
 def test_ycbcr_round_trip(rng: np.random.Generator) -> None:
     rgb = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
-    back = sr.ycbcr_to_rgb(sr.rgb_to_ycbcr(rgb))
+    back = color.ycbcr_to_rgb(color.rgb_to_ycbcr(rgb))
     np.testing.assert_allclose(back * 255.0, rgb, atol=1e-9)
 
 
 def test_imresize_hand_computed() -> None:
     # Up x2 of [0, 1]: weights 1.09375/-0.09375 and 0.796875/0.203125 with mirrored borders.
-    row = sr.imresize(np.array([[0.0, 1.0]]), 2)
+    row = matlab.imresize(np.array([[0.0, 1.0]]), 2)
     np.testing.assert_allclose(row, [[-0.09375, 0.203125, 0.796875, 1.09375]] * 2)
-    np.testing.assert_allclose(sr.imresize(np.array([[0.0], [1.0]]), 2), row.T)
+    np.testing.assert_allclose(matlab.imresize(np.array([[0.0], [1.0]]), 2), row.T)
     # Down x0.5 of a ramp 0..7: kernel 0.5 * cubic(0.5 x), 8 taps, mirrored at the border.
     np.testing.assert_allclose(
-        sr.imresize(np.arange(8.0)[None], 0.5), [[0.44921875, 2.48828125, 4.51171875, 6.55078125]]
+        matlab.imresize(np.arange(8.0)[None], 0.5),
+        [[0.44921875, 2.48828125, 4.51171875, 6.55078125]],
     )
 
 
 def test_imresize_ramp_interior_and_constant() -> None:
-    ramp = sr.imresize(np.tile(np.arange(32.0), (3, 1)), 0.5)[1]
+    ramp = matlab.imresize(np.tile(np.arange(32.0), (3, 1)), 0.5)[1]
     np.testing.assert_allclose(ramp[2:14], 2 * np.arange(2, 14) + 0.5)  # linear kept inside
     const = np.full((10, 12, 2), 7.25)
     for scale in (2, 3, 4, 1 / 2, 1 / 3):
-        out = sr.imresize(const, scale)
+        out = matlab.imresize(const, scale)
         assert out.shape[:2] == (int(np.ceil(10 * scale)), int(np.ceil(12 * scale)))
         np.testing.assert_allclose(out, 7.25, atol=1e-12)
-    assert sr.imresize(const, output_shape=(5, 36)).shape == (5, 36, 2)
+    assert matlab.imresize(const, output_shape=(5, 36)).shape == (5, 36, 2)
     with pytest.raises(ValueError, match="exactly one"):
-        sr.imresize(const, 2, output_shape=(4, 4))
+        matlab.imresize(const, 2, output_shape=(4, 4))
 
 
 def test_imresize_matches_pillow_away_from_borders(rng: np.random.Generator) -> None:
@@ -121,16 +123,16 @@ def test_imresize_matches_pillow_away_from_borders(rng: np.random.Generator) -> 
         f = Image.fromarray(img.astype(np.float32), mode="F")
         return np.asarray(f.resize(shape[::-1], Image.BICUBIC), dtype=np.float64)
 
-    down, up = sr.imresize(img, 1 / 3), sr.imresize(img, 3)
+    down, up = matlab.imresize(img, 1 / 3), matlab.imresize(img, 3)
     np.testing.assert_allclose(down[3:-3, 3:-3], pil(down.shape)[3:-3, 3:-3], atol=1e-3)
     np.testing.assert_allclose(up[6:-6, 6:-6], pil(up.shape)[6:-6, 6:-6], atol=1e-3)
 
 
 def test_quantize_and_psnr() -> None:
-    np.testing.assert_array_equal(sr.quantize(np.array([2.5, -1, 300, 3.49])), [3, 0, 255, 3])
+    np.testing.assert_array_equal(matlab.quantize(np.array([2.5, -1, 300, 3.49])), [3, 0, 255, 3])
     a = np.full((10, 10), 100.0)
-    assert sr.psnr_y(a, a, 2) == float("inf")
-    assert sr.psnr_y(a, a + 1, 2) == pytest.approx(20 * np.log10(255), abs=1e-9)
+    assert sr_eval.psnr_y(a, a, 2) == float("inf")
+    assert sr_eval.psnr_y(a, a + 1, 2) == pytest.approx(20 * np.log10(255), abs=1e-9)
 
 
 def test_run_srcnn_tiles_match_whole(rng: np.random.Generator) -> None:
@@ -143,9 +145,9 @@ def test_run_srcnn_tiles_match_whole(rng: np.random.Generator) -> None:
 def test_set5_bicubic_matches_paper(shared_data: Path) -> None:
     paths = sorted((shared_data / "sr" / "Set5").glob("*.png"))
     if len(paths) != 5:
-        pytest.skip("Set5 not in ../shared/data/sr")
+        pytest.skip("Set5 not in $PIXCOLOR_DATA/sr")
     for scale, paper in ((2, 33.66), (3, 30.39), (4, 28.42)):
-        assert sr.evaluate_sr(paths, scale)["bicubic"] == pytest.approx(paper, abs=0.02)
+        assert sr_eval.evaluate_sr(paths, scale)["bicubic"] == pytest.approx(paper, abs=0.02)
 
 
 # --- training --------------------------------------------------------------------------------
@@ -318,8 +320,8 @@ def test_upscale_api_sizes_and_inputs(tiny_weights: Path, rng: np.random.Generat
 
 
 def test_upscale_without_shipped_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(sr, "WEIGHTS_DIR", tmp_path)
-    with pytest.raises(PixcolorError, match="no shipped SRCNN weights for x4"):
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(PixcolorError, match="srcnn-x4: no such model folder, file or shipped"):
         sr.upscale(np.zeros((4, 4, 3), np.uint8), 4)
 
 

@@ -279,6 +279,92 @@ def gray_uint8(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def rgb_to_opponent(rgb: Tensor) -> Tensor:
+    """Opponent colour axes of Hasler & Suesstrunk (2003): ``rg = R - G``, ``yb = (R + G)/2 - B``.
+
+    Args:
+        rgb: ``(*, 3, H, W)`` RGB on any scale (0..255 for the colourfulness metric, [0, 1]
+            for the spread loss).
+
+    Returns:
+        ``(*, 2, H, W)``: rg and yb on the input's scale, 0 for gray.
+    """
+    _check_image(rgb, "rgb")
+    r, g, b = rgb.unbind(-3)
+    return torch.stack([r - g, 0.5 * (r + g) - b], dim=-3)
+
+
+def apply_gains(ab: Tensor, chroma_gain: float, cast_gain: float | None = None) -> Tensor:
+    """Scale predicted ab: each image's mean ab (its colour cast) by ``cast_gain`` and the
+    variation around it by ``chroma_gain`` (``cast_gain`` ``None``: one gain on all of ab).
+
+    The post-hoc saturation of effunet colorizers, chosen on held-out photos after training.
+
+    Args:
+        ab: ``(B, 2, H, W)`` ab, in Lab units or normalised (the gains are scale-free).
+        chroma_gain: factor on the variation around each image's mean ab.
+        cast_gain: factor on each image's mean ab.
+
+    Returns:
+        ``(B, 2, H, W)`` scaled ab, in the units of ``ab``.
+    """
+    if cast_gain is None or cast_gain == chroma_gain:
+        return ab * chroma_gain
+    cast = ab.mean(dim=(-2, -1), keepdim=True)  # (B, 2, 1, 1)
+    return (ab - cast) * chroma_gain + cast * cast_gain
+
+
+# MATLAB rgb2ycbcr (ITU-R BT.601, "studio swing") for R, G, B in [0, 1]; outputs on the 0..255
+# scale: Y in [16, 235], Cb and Cr in [16, 240]. SRCNN's published numbers use it.
+YCBCR_FROM_RGB = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
+)
+YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+RGB_FROM_YCBCR = np.linalg.inv(YCBCR_FROM_RGB)
+
+
+def _as_unit_float(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        return rgb.astype(np.float64) / 255.0
+    if not np.issubdtype(rgb.dtype, np.floating):
+        raise TypeError(f"expected uint8 or float RGB, got {rgb.dtype}")
+    return rgb.astype(np.float64)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` (BT.601) without its final rounding.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 (0..255) or float in [0, 1].
+
+    Returns:
+        ``(H, W, 3)`` float64 YCbCr on the 0..255 scale: Y in [16, 235], Cb, Cr in [16, 240].
+
+    Example:
+        >>> rgb_to_ycbcr(np.array([[[255, 0, 0]]], np.uint8))[0, 0, 0].round(3)
+        81.481
+    """
+    return _as_unit_float(rgb) @ YCBCR_FROM_RGB.T + YCBCR_OFFSET
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """MATLAB ``ycbcr2rgb``: ``(H, W, 3)`` YCbCr on the 0..255 scale -> float64 RGB in [0, 1].
+
+    Values outside the RGB cube are clipped to [0, 1].
+    """
+    if ycbcr.ndim != 3 or ycbcr.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) array, got shape {ycbcr.shape}")
+    rgb = (ycbcr.astype(np.float64) - YCBCR_OFFSET) @ RGB_FROM_YCBCR.T
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """Luma Y of MATLAB ``rgb2ycbcr``: ``(H, W, 3)`` -> ``(H, W)`` float64 in [16, 235]."""
+    return _as_unit_float(rgb) @ YCBCR_FROM_RGB[0] + YCBCR_OFFSET[0]
+
+
 class RgbToLab(nn.Module):
     """Module form of :func:`rgb_to_lab` (for ``nn.Sequential`` and ONNX export).
 

@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pixcolor import metrics
-from pixcolor.color import lab_to_rgb, rgb_to_lab
+from pixcolor.color import gray_uint8, rgb_to_lab
 from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.files import InputFile
 from pixcolor.imageio import read_image
@@ -37,18 +37,6 @@ class ImageScores:
     path: str  # the photo
     group: str  # its sub-folder ("." for top level)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def gray_of(rgb: np.ndarray) -> np.ndarray:
-    """The photo's own L channel as a gray RGB image ``(H, W, 3)`` uint8 (ab = 0)."""
-    out = np.empty_like(rgb)
-    for y0 in range(0, rgb.shape[0], 512):  # strips keep memory bounded
-        t = torch.from_numpy(np.array(rgb[y0 : y0 + 512])).permute(2, 0, 1).float() / 255
-        lab = rgb_to_lab(t)
-        lab[1:] = 0.0
-        g = lab_to_rgb(lab).mul(255).round().to(torch.uint8)
-        out[y0 : y0 + 512] = g.permute(1, 2, 0).numpy()
-    return out
 
 
 def thumbnail(rgb: np.ndarray, height: int = THUMB_HEIGHT) -> np.ndarray:
@@ -95,7 +83,7 @@ def evaluate(
         except ImageReadError as exc:
             failures.append((str(item.path), exc.reason))
             continue
-        gray = gray_of(truth)
+        gray = gray_uint8(truth)
         group = str(item.relative.parent)
         entry = ImageScores(str(item.path), group)
         outputs = {BASELINE: gray}

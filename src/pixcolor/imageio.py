@@ -65,6 +65,8 @@ _FORMATS_BY_SUFFIX = {
 ORIENTATION_TAG = 0x0112  # EXIF "Orientation"; 1 = upright
 _ARRAY_STRIP_PIXELS = 1 << 20  # pixels per strip in to_array (a few MB of temporaries)
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image
+# What colorize and upscale accept: a path, a PIL image, a uint8 array or a tensor.
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 
 def read_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -271,6 +273,60 @@ def to_array(img: Image.Image) -> np.ndarray:
         y1 = min(height, y0 + rows)
         out[y0:y1] = np.asarray(img.crop((0, y0, width, y1)))
     return out
+
+
+def as_uint8_rgb(image: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Any image a user holds -> ``(H, W, 3)`` uint8 RGB array, the input of colorize and upscale.
+
+    Args:
+        image: a path or PIL image (read with :func:`read_image`: EXIF orientation, any mode),
+            a uint8 array ``(H, W)`` or ``(H, W, 1|3|4)`` (alpha dropped), or a tensor
+            ``([1,] 1|3, H, W)``, uint8 or float in [0, 1] (rounded).
+        max_pixels: refuse images with more pixels (decompression bombs; ``None``: no limit
+            for arrays and tensors, Pillow's own for files).
+
+    Returns:
+        A new (or, for a contiguous RGB uint8 array, the same) ``(H, W, 3)`` uint8 array.
+
+    Raises:
+        ImageReadError: an unreadable file, or an image of zero size or over ``max_pixels``.
+        TypeError: another type; ValueError: an array or tensor of the wrong shape or dtype.
+    """
+    if isinstance(image, (str, os.PathLike, Image.Image)):
+        return to_array(read_image(image, max_pixels=max_pixels))
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t
+        if t.ndim != 3 or t.shape[0] not in (1, 3):
+            raise ValueError(f"tensor images must be ([1,] 1|3, H, W), got {tuple(image.shape)}")
+        _check_pixels(t.shape[1], t.shape[2], max_pixels)
+        if t.dtype != torch.uint8:
+            t = float_to_uint8(t.float().clamp(0, 1))
+        return np.ascontiguousarray(t.expand(3, -1, -1).permute(1, 2, 0).numpy())
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"numpy images must be uint8, got {image.dtype}")
+        arr = image[..., None] if image.ndim == 2 else image
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+            raise ValueError(f"numpy images must be (H, W[, 1|3|4]), got {image.shape}")
+        _check_pixels(arr.shape[0], arr.shape[1], max_pixels)
+        return np.ascontiguousarray(
+            np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr[..., :3]
+        )
+    raise TypeError(
+        f"expected a path, PIL image, uint8 array or tensor, got {type(image).__name__}"
+    )
+
+
+def _check_pixels(height: int, width: int, max_pixels: int | None) -> None:
+    """Refuse an in-memory image of zero size or over ``max_pixels``."""
+    if height <= 0 or width <= 0:
+        raise ImageReadError(None, f"zero-size image ({width}x{height})")
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageReadError(
+            None,
+            f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}",
+        )
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

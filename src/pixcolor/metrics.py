@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pixcolor.color import rgb_to_opponent
+
 # PSNR of identical images is infinite; report this cap instead so that means stay finite.
 PSNR_CAP_DB = 100.0
 # Hasler & Suesstrunk (2003): colourfulness = sigma_rgyb + 0.3 * mu_rgyb.
@@ -52,10 +54,10 @@ def psnr(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
     return value.clamp(max=PSNR_CAP_DB)
 
 
-def _rgyb(images: Tensor) -> tuple[Tensor, Tensor]:
-    x = as_uint8_batch(images)
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    return (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+def _rgyb(images: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+    """The opponent axes rg and yb of 8-bit images, each ``(B, H*W)`` float64."""
+    rg, yb = rgb_to_opponent(as_uint8_batch(images)).flatten(2).unbind(1)
+    return rg, yb
 
 
 def colour_spread(images: Tensor | np.ndarray) -> Tensor:

@@ -60,7 +60,7 @@ def _require_onnx() -> None:
 
 def _load(name_or_path: str | Path, **overrides: float | None) -> tuple[nn.Module, dict, str]:
     """The fp32 CPU network, its config and its kind, from a shipped name or a model folder."""
-    from pixcolor.pipeline import load_network
+    from pixcolor.models.hub import load_network
 
     net, config = load_network(name_or_path, **overrides)
     kind = "srcnn" if config["arch"] == "srcnn" else "colorizer"

@@ -13,8 +13,8 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,102 +23,25 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from pixcolor import checkpoint as ckpt
 from pixcolor.color import denormalize_ab, normalize_l, rgb_to_lab
 from pixcolor.device import resolve_device
-from pixcolor.errors import PixcolorError
-from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image, to_array
-from pixcolor.models import create_generator, create_srcnn
+from pixcolor.imageio import DEFAULT_MAX_PIXELS, ImageInput, as_uint8_rgb
+from pixcolor.models import hub
 from pixcolor.recolor import recolor_image
+from pixcolor.working_size import DEFAULT_SIZE, check_size, working_shape
 
-# Shipped weights: one folder per model name (model.safetensors + config.json).
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "default"
-
-ImageInput = str | Path | Image.Image | np.ndarray | Tensor
+DEFAULT_MODEL = hub.DEFAULT_COLORIZER
 
 
 def available_models() -> list[str]:
     """Names of the colorization models shipped inside the package."""
-    if not WEIGHTS_DIR.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in WEIGHTS_DIR.iterdir()
-        if (p / ckpt.MODEL_FILE).is_file() and not p.name.startswith("srcnn")
-    )
-
-
-def model_path(name_or_path: str | Path) -> Path:
-    """Folder of a shipped model name (a colorizer or ``srcnn-xN``); any other name as a path."""
-    shipped = WEIGHTS_DIR / str(name_or_path)
-    return shipped if (shipped / ckpt.MODEL_FILE).is_file() else Path(name_or_path)
+    return hub.shipped("colorizer")
 
 
 def network_stride(generator: nn.Module) -> int:
     """Input height and width of a colorizer must be multiples of this: its ``stride``
     attribute, or ``2 ** num_downs`` for the U-Nets (256 for the seed's 8 downsamplings)."""
     return int(getattr(generator, "stride", 2 ** getattr(generator, "num_downs", 8)))
-
-
-def load_network(
-    name_or_path: str | Path,
-    *,
-    temperature: float | None = None,
-    chroma_gain: float | None = None,
-    cast_gain: float | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The bare network of a shipped name or model folder: a colorizer or an SRCNN.
-
-    For re-exporting (``pixcolor export``, ONNX); colorizing goes through :func:`load_model`.
-
-    Args:
-        name_or_path: a shipped model name (``default``, ``srcnn-x3``) or a model folder / file.
-        temperature: a new annealed-mean T for ab-bin colorizers, in [0.01, 1].
-        chroma_gain: a new factor on the predicted ab of an ``effunet`` colorizer, in
-            [0.5, 2] (1 = none); on the variation around each image's mean ab where the model
-            has its own ``cast_gain``.
-        cast_gain: a new factor on each image's mean predicted ab (``effunet``), in [0, 2].
-
-    Returns:
-        The fp32 network on the CPU in eval mode, and its config with ``kwargs`` as built.
-
-    Raises:
-        PixcolorError: no such model, ``temperature`` on a model without ab bins,
-            ``chroma_gain`` or ``cast_gain`` on another architecture, or any out of range.
-        CheckpointError: unreadable weights or config.
-    """
-    path = model_path(name_or_path)
-    if not path.exists():
-        raise PixcolorError(f"{name_or_path}: no such model folder or shipped model")
-    weights, config = ckpt.read_model_config(path)
-    kwargs = dict(config.get("kwargs", {}))
-    overrides = [  # (kwarg, new value, whether it applies, to what, allowed range)
-        ("temperature", temperature, kwargs.get("head") == "bins",
-         "ab-bin models only (head='bins')", (0.01, 1.0)),
-        ("chroma_gain", chroma_gain, config.get("arch") == "effunet",
-         "effunet colorizers only", (0.5, 2.0)),
-        ("cast_gain", cast_gain, config.get("arch") == "effunet",
-         "effunet colorizers only", (0.0, 2.0)),
-    ]  # fmt: skip
-    for name, value, applies, only, (low, high) in overrides:
-        if value is None:
-            continue
-        flag = "--" + name.replace("_", "-")
-        if not applies:
-            raise PixcolorError(f"{flag} applies to {only}")
-        if not low <= value <= high:
-            raise PixcolorError(f"{flag} must be in [{low:g}, {high:g}]")
-        kwargs[name] = float(value)
-    try:
-        if config["arch"] == "srcnn":
-            network = create_srcnn(**kwargs)
-        else:
-            network = create_generator(config["arch"], **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ckpt.CheckpointError(f"{path}: bad model config ({exc})") from None
-    ckpt.load_into(network, weights)
-    return network.float().eval(), {**config, "kwargs": kwargs}
 
 
 def load_model(
@@ -131,63 +54,13 @@ def load_model(
             (``model.safetensors`` + ``config.json``, e.g. a training checkpoint folder), or a
             ``.safetensors`` file with its ``.json`` config beside it.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks the best available.
+
+    Raises:
+        PixcolorError: no such model, or an SRCNN upscaler; ConfigError / CheckpointError: a
+            bad config field or weights that do not fit (one line, naming the file).
     """
-    name = DEFAULT_MODEL if name_or_path is None else name_or_path
-    path = WEIGHTS_DIR / str(name) if str(name) in available_models() else Path(name)
-    if not path.exists():
-        raise PixcolorError(f"{name}: no such model (shipped: {', '.join(available_models())})")
-    weights, config = ckpt.read_model_config(path)
-    try:
-        generator = create_generator(config["arch"], **config.get("kwargs", {}))
-    except (TypeError, ValueError) as exc:
-        raise ckpt.CheckpointError(f"{path}: bad model config ({exc})") from None
-    ckpt.load_into(generator, weights)
-    return Colorizer(generator, config, device=device)
-
-
-def _as_uint8_rgb(image: ImageInput, max_pixels: int | None) -> np.ndarray:
-    """Any accepted input -> ``(H, W, 3)`` uint8 RGB array."""
-    if isinstance(image, (str, Path, Image.Image)):
-        return to_array(read_image(image, max_pixels=max_pixels))
-    if isinstance(image, Tensor):
-        t = image.detach().cpu()
-        if t.ndim == 4 and t.shape[0] == 1:
-            t = t[0]
-        if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise ValueError(f"tensor images must be (1|3, H, W), got {tuple(image.shape)}")
-        if t.dtype != torch.uint8:
-            t = (t.float().clamp(0, 1) * 255).round().to(torch.uint8)
-        return t.expand(3, -1, -1).permute(1, 2, 0).numpy()
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(f"numpy images must be uint8, got {image.dtype}")
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-            raise ValueError(f"numpy images must be (H, W[, 1|3|4]), got {image.shape}")
-        return np.ascontiguousarray(
-            np.broadcast_to(image[..., :3], (*image.shape[:2], 3))
-            if image.shape[2] == 1
-            else image[..., :3]
-        )
-    raise TypeError(
-        f"cannot colorize a {type(image).__name__}; give a path, PIL image, uint8 array or tensor"
-    )
-
-
-def working_shape(height: int, width: int, size: int, stride: int) -> tuple[int, int]:
-    """Model input size for an image: about ``size**2`` pixels, aspect kept, multiples of ``stride``."""
-    scale = size / math.sqrt(height * width)
-    h = max(stride, round(height * scale / stride) * stride)
-    w = max(stride, round(width * scale / stride) * stride)
-    # A side raised to the ``stride`` minimum would leave the other one far too long (1x5000 at
-    # size 256: 32 x 18112); cap it so that the model still sees about size**2 pixels.
-    longest = max(stride, size * size // stride // stride * stride)
-    if h == stride:
-        w = min(w, longest)
-    if w == stride:
-        h = min(h, longest)
-    return h, w
+    network, config = hub.load_network(name_or_path, "colorizer")
+    return Colorizer(network, config, device=device)
 
 
 class Colorizer:
@@ -202,7 +75,7 @@ class Colorizer:
     ) -> None:
         self.device = resolve_device(device)
         self.config = dict(config)
-        self.size = int(config.get("size", 256))  # default working size
+        self.size = check_size(config.get("size", DEFAULT_SIZE), "model config: size")
         self.stride = network_stride(generator)
         fmt = (
             torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
@@ -215,9 +88,22 @@ class Colorizer:
         """Architecture name from the model config."""
         return str(self.config.get("arch", "?"))
 
+    def check_stochastic(self) -> None:
+        """Raise PixcolorError unless the model has dropout, which ``stochastic=True`` turns on
+        (without it every run gives the same colours)."""
+        if not any(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in self.model.modules()):
+            from pixcolor.errors import PixcolorError
+
+            raise PixcolorError(
+                f"--stochastic (stochastic=True) needs a model with dropout; this {self.name} "
+                "model has none, so every run would give the same colours"
+            )
+
     @torch.inference_mode()
     def predict_ab(self, L: Tensor, *, stochastic: bool = False) -> Tensor:
         """Run the generator: ``L (B,1,h,w)`` in Lab units 0..100 -> ab ``(B,2,h,w)`` Lab units."""
+        if stochastic:
+            self.check_stochastic()
         dropouts = [m for m in self.model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d))]
         for m in dropouts:
             m.train(stochastic)
@@ -233,6 +119,7 @@ class Colorizer:
         *,
         size: int | None = None,
         stochastic: bool = False,
+        saturation: float = 1.0,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> Image.Image:
         """Colorize one image at its own resolution.
@@ -240,15 +127,19 @@ class Colorizer:
         Args:
             image: a path, PIL image, uint8 array ``(H, W[, C])`` or tensor ``(C, H, W)``
                 (uint8, or float in [0, 1]). Colour inputs are colorized from their luminance.
-            size: working size of the model (default: the model's, usually 256).
-            stochastic: keep dropout on, pix2pix style (different colours per call).
+            size: working size, in [32, 2048] (default: the model's, usually 224 or 256; see
+                :mod:`pixcolor.working_size`).
+            stochastic: keep dropout on, pix2pix style (different colours per call); only for
+                models with dropout (the shipped ones have none: PixcolorError).
+            saturation: colour strength, a factor on the predicted ab in [0, 2]: 1 is the
+                model's own colours, 0 gray (the input's luminance), 2 twice as strong.
             max_pixels: refuse larger images (decompression bombs).
 
         Returns:
             An RGB PIL image of exactly the input's size.
         """
         return self.colorize_batch(
-            [image], size=size, stochastic=stochastic, max_pixels=max_pixels
+            [image], size=size, stochastic=stochastic, saturation=saturation, max_pixels=max_pixels
         )[0]
 
     def colorize_batch(
@@ -257,11 +148,18 @@ class Colorizer:
         *,
         size: int | None = None,
         stochastic: bool = False,
+        saturation: float = 1.0,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> list[Image.Image]:
-        """Colorize several images; those sharing a working shape run as one model batch."""
-        arrays: list[np.ndarray | None] = [_as_uint8_rgb(im, max_pixels) for im in images]
-        smalls = [self._small_l(a, size or self.size) for a in arrays]
+        """Colorize several images; those sharing a working shape run as one model batch.
+
+        Raises:
+            ConfigError: ``size`` is not a whole number in [32, 2048].
+            ImageReadError: an unreadable image, or one of zero size or over ``max_pixels``.
+        """
+        size = self.size if size is None else check_size(size)
+        arrays: list[np.ndarray | None] = [as_uint8_rgb(im, max_pixels=max_pixels) for im in images]
+        smalls = [self._small_l(a, size) for a in arrays]
         ab_small: list[Tensor | None] = [None] * len(arrays)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, s in enumerate(smalls):
@@ -273,7 +171,7 @@ class Colorizer:
         outputs = []
         for i, ab in enumerate(ab_small):
             rgb, arrays[i] = arrays[i], None  # drop each input once used (huge photos)
-            out = self.compose(rgb, ab)
+            out = self.compose(rgb, ab, saturation=saturation)
             del rgb
             outputs.append(Image.fromarray(out))
         return outputs
@@ -306,14 +204,42 @@ class Colorizer:
         return recolor_image(rgb, ab, saturation=saturation, threads=torch.get_num_threads())
 
 
+@lru_cache(maxsize=2)
+def shipped_model(name: str = DEFAULT_MODEL) -> Colorizer:
+    """The shipped colorizer ``name`` on the best device, loaded once per process.
+
+    :func:`colorize` uses it, so that calling it on many images loads the model once; the
+    cache holds at most two models (``shipped_model.cache_clear()`` frees them). Load your own
+    with :func:`load_model` to choose the device or to keep the memory under your control.
+    """
+    return load_model(name)
+
+
 def colorize(
     image: ImageInput,
     *,
     model: Colorizer | str | Path | None = None,
     size: int | None = None,
     stochastic: bool = False,
+    saturation: float = 1.0,
 ) -> Image.Image:
-    """One call: colorize ``image`` with ``model`` (a Colorizer, a name or path; default shipped)."""
-    if not isinstance(model, Colorizer):
+    """One call: colorize ``image``, as :meth:`Colorizer.colorize` does.
+
+    Args:
+        image: a path, PIL image, uint8 array or tensor (see :meth:`Colorizer.colorize`).
+        model: a :class:`Colorizer`, a shipped name (loaded once per process and kept, see
+            :func:`shipped_model`), or a model folder / file (loaded on every call: use
+            :func:`load_model` once for many images).
+        size: working size of the model (default: the model's own, ``model.size``; 224 for
+            the shipped models).
+        stochastic: dropout on (models with dropout only).
+        saturation: colour strength in [0, 2] (1: the model's own, 0: gray).
+
+    Returns:
+        An RGB PIL image of exactly the input's size.
+    """
+    if model is None or (isinstance(model, str) and model in available_models()):
+        model = shipped_model(model or DEFAULT_MODEL)
+    elif not isinstance(model, Colorizer):
         model = load_model(model)
-    return model.colorize(image, size=size, stochastic=stochastic)
+    return model.colorize(image, size=size, stochastic=stochastic, saturation=saturation)

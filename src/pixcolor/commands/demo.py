@@ -41,18 +41,6 @@ def load_samples() -> dict[str, np.ndarray]:
     return out
 
 
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    """Grayscale (from the image's own CIE L) as an RGB uint8 array."""
-    import torch
-
-    from pixcolor.color import lab_to_rgb, rgb_to_lab
-
-    t = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255
-    lab = rgb_to_lab(t)
-    lab[1:] = 0
-    return (lab_to_rgb(lab) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
 def _row(images: list[np.ndarray], labels: list[str]) -> Image.Image:
     thumbs = []
     for img in images:
@@ -70,13 +58,14 @@ def _row(images: list[np.ndarray], labels: list[str]) -> Image.Image:
 
 def run(args: argparse.Namespace) -> int:
     """Colorize the samples and write outputs plus ``side_by_side.png``."""
+    from pixcolor.color import gray_uint8
     from pixcolor.imageio import save_image_atomic
     from pixcolor.pipeline import load_model
 
     model = load_model(args.model, device=args.device)
     rows = []
     for name, rgb in load_samples().items():
-        gray = _gray(rgb)
+        gray = gray_uint8(rgb)
         is_colour = not np.array_equal(rgb, gray) and rgb.std(axis=2).mean() > 1.0
         out = np.asarray(model.colorize(gray))
         save_image_atomic(Image.fromarray(gray), args.out / f"{name}_input.png", overwrite=True)

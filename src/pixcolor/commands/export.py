@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pixcolor.checkpoint import save_model
-    from pixcolor.pipeline import load_network
+    from pixcolor.models.hub import load_network
 
     loaded = [
         load_network(

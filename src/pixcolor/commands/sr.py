@@ -68,13 +68,15 @@ def run_upscale(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Print the paper-protocol table (per image and mean)."""
     from pixcolor.files import collect_inputs
-    from pixcolor.sr import evaluate_sr, load_upscaler, shipped_weights
+    from pixcolor.models import hub
+    from pixcolor.sr import load_upscaler
+    from pixcolor.sr_eval import evaluate_sr
 
     files, problems = collect_inputs([args.data])
     if not files:
         raise PixcolorError(f"{args.data}: {problems[0][1] if problems else 'no images'}")
     model = None
-    if args.model is not None or (shipped_weights(args.scale) / "model.safetensors").is_file():
+    if args.model is not None or f"srcnn-x{args.scale}" in hub.shipped("upscaler"):
         model = load_upscaler(args.model, scale=args.scale, device=args.device).model
     else:
         print(

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixcolor.ab_bins import ABQuantizer, annealed_mean
+from pixcolor.color import apply_gains
 from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models.blocks import NormName, conv_bias, norm_layer
 
@@ -532,7 +533,4 @@ class EffUNet(nn.Module):
         ab = outs[0] if len(outs) == 1 else torch.stack(outs).mean(0)
         if self.output_kind == "bins":
             ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
-        if self.cast_gain == self.chroma_gain:
-            return ab * self.chroma_gain
-        cast = ab.mean(dim=(-2, -1), keepdim=True)  # (B, C, 1, 1)
-        return (ab - cast) * self.chroma_gain + cast * self.cast_gain
+        return apply_gains(ab, self.chroma_gain, self.cast_gain)
