@@ -343,7 +343,7 @@ def test_serve_command_checks_port_loads_and_serves(
             served.append((self.app, sockets[0].getsockname()))
 
     monkeypatch.setattr(models, "load_models", load_models)
-    monkeypatch.setattr(server, "build_server", lambda app, options: FakeServer(app))
+    monkeypatch.setattr(server, "build_server", lambda app, options, **_: FakeServer(app))
     argv = ["serve", "--model", "tiny", "--device", "cpu", "--port", "0", "--max-upload-mb", "1"]
     assert main([*argv, "--max-pixels", "5000", "--queue", "1"]) == 0
     assert loaded == [(["tiny"], "cpu")]

@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         resolve_device(args.device)  # an unusable --device: one line, before any loading
         models = load_models(_model_names(args.model), device=args.device, log=logger.info)
-        server = build_server(create_app(models, options), options)
+        # uvicorn's own start-up lines and access log only with -v: "ready" below is the news.
+        log_level = "info" if getattr(args, "verbose", False) else "warning"
+        server = build_server(create_app(models, options), options, log_level=log_level)
         if args.host not in LOOPBACK_HOSTS:
             logger.warning(
                 "listening on %s: anyone who can reach this address can use the "
