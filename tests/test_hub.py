@@ -193,3 +193,18 @@ def test_gain_overrides_are_checked(unet_dir: Path):
         hub.load_network(unet_dir, chroma_gain=1.2)
     with pytest.raises(PixcolorError, match=r"--cast-gain must be in \[0, 2\], got 3"):
         hub.load_network("fast", cast_gain=3.0)
+
+
+@pytest.mark.parametrize("command", ["colorize", "evaluate", "export"])
+def test_size_flags_ask_the_one_range_rule(command: str, unet_dir: Path, tmp_path: Path, capsys):
+    from pixcolor.cli import main
+
+    argv = {
+        "colorize": ["colorize", str(tmp_path), "-o", str(tmp_path / "o")],
+        "evaluate": ["evaluate", str(tmp_path)],
+        "export": ["export", str(unet_dir), "-o", str(tmp_path / "x")],
+    }[command]
+    assert main([*argv, "--size", "5000"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "pixcolor: error: --size must be in [32, 2048], got 5000"
+    )

@@ -30,12 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixcolor import checkpoint as ckpt
+from pixcolor.atomic import atomic_write_bytes
 from pixcolor.errors import PixcolorError
+from pixcolor.working_size import DEFAULT_SIZE, check_size
 
 OPSET = 18
 ATOL = 1e-4  # onnxruntime vs PyTorch, fp32, on outputs in about [-1, 1]
 _NEEDED = ("onnx", "onnxscript", "onnxruntime")
+SRCNN_EXAMPLE_SIZE = 64  # side of the example an SRCNN is traced at
 _CHATTY = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")  # loggers quieted in export
 
 
@@ -140,7 +142,10 @@ def export_onnx(
         name_or_path, temperature=temperature, chroma_gain=chroma_gain, cast_gain=cast_gain
     )
     stride = _stride(net, kind)
-    size = int(size or config.get("size", 64 if kind == "srcnn" else 256))
+    if kind == "srcnn":  # an example size only: SRCNN has no working size
+        size = int(size or config.get("size", SRCNN_EXAMPLE_SIZE))
+    else:
+        size = check_size(config.get("size", DEFAULT_SIZE) if size is None else size, "size")
     side = max(stride, -(-size // stride) * stride)
     names = ("y", "y_sr") if kind == "srcnn" else ("l_norm", "ab_norm")
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -189,7 +194,7 @@ def export_onnx(
     if not worst <= ATOL:
         raise PixcolorError(f"onnxruntime differs from PyTorch by {worst:.3g} (> {ATOL})")
     out = Path(out)
-    ckpt.atomic_write_bytes(out, data)  # only a file that passed the check is written
+    atomic_write_bytes(out, data)  # only a file that passed the check is written
     return OnnxExport(out, kind, names[0], names[1], stride, worst, shapes)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixcolor.checkpoint import atomic_write_bytes
+from pixcolor.atomic import atomic_write_bytes
 from pixcolor.evaluate import BASELINE, TRUTH, ImageScores, format_table
 from pixcolor.visualize import save_figure
 

@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Colorize every input; exit 1 when any file failed."""
-    if args.size is not None and not 32 <= args.size <= 2048:
+    if args.size is not None:
+        from pixcolor.working_size import check_size
+
+        check_size(args.size, "--size")
+    if not 0.0 <= args.saturation <= 2.0:
         from pixcolor.errors import PixcolorError
 
         raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")

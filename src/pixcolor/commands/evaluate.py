@@ -28,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from pixcolor.files import collect_inputs
     from pixcolor.pipeline import load_model
     from pixcolor.report import plot_distributions, write_html, write_metrics_json
+    from pixcolor.working_size import check_size
 
+    if args.size is not None:
+        check_size(args.size, "--size")
     files, problems = collect_inputs(args.data)
     for raw, reason in problems:
         print(f"{raw}: {reason}", file=sys.stderr)

@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     kwargs = config["kwargs"]
     extra = {k: v for k, v in config.items() if k not in ("arch", "kwargs")}
     if args.size is not None:
-        extra["size"] = args.size
+        from pixcolor.working_size import check_size
+
+        extra["size"] = check_size(args.size, "--size")
     if args.note:
         extra["note"] = args.note
     save_model(
