@@ -37,10 +37,6 @@ def run(args: argparse.Namespace) -> int:
         from pixcolor.working_size import check_size
 
         check_size(args.size, "--size")
-    if not 0.0 <= args.saturation <= 2.0:
-        from pixcolor.errors import PixcolorError
-
-        raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
     with notice_if_slow(f"loading the colorizer ({args.model or 'default'}) ..."):
         from pixcolor.pipeline import load_model
 
