@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pixcolor.web.errors import ApiError
+from pixcolor.working_size import MAX_SIZE, MIN_SIZE, check_size
 
-# Working sizes the API accepts (the model's input side; the result keeps the photo's size).
-MIN_SIZE, MAX_SIZE = 64, 1024
 # Upscale factors the API accepts besides "none" (0 and 1 also mean none).
 UPSCALE_FACTORS = (2, 3, 4)
 # Colour strength: 0 gray, 1 the model's own colours, 2 twice as strong.
@@ -55,18 +54,15 @@ def render_options(fields: Mapping[str, str]) -> RenderOptions:
 
 
 def _size(value: str | None) -> int | None:
-    """``None`` (the model's default) or an int in [MIN_SIZE, MAX_SIZE]."""
+    """``None`` (the model's default) or a working size the colorizer accepts."""
     if value in (None, "", "default"):
         return None
     try:
-        size = int(value)
-    except ValueError:
-        size = 0
-    if not MIN_SIZE <= size <= MAX_SIZE:
+        return check_size(int(value), "size")
+    except ValueError:  # not a number, or out of the colorizer's range (ConfigError)
         raise ApiError(
             400, f"size must be a whole number from {MIN_SIZE} to {MAX_SIZE}, got {value[:40]!r}"
-        )
-    return size
+        ) from None
 
 
 def _upscale(value: str | None) -> int:
