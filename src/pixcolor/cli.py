@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pixcolor import __version__
+from pixcolor._version import __version__
 from pixcolor.errors import PixcolorError
 
 DESCRIPTION = (

@@ -111,7 +111,7 @@ def _cpu_model() -> str:
 
 def environment_info(device: str | None = None) -> EnvironmentInfo:
     """Collect the environment check for ``device`` (default: the best available)."""
-    from pixcolor import __version__
+    from pixcolor._version import __version__
 
     dev = resolve_device(device)
     gpu_name = gpu_mem = None

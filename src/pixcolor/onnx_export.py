@@ -76,7 +76,7 @@ def _stride(net: nn.Module, kind: str) -> int:
 
 
 def _metadata(config: dict[str, Any], kind: str, stride: int, size: int) -> dict[str, str]:
-    from pixcolor import __version__
+    from pixcolor._version import __version__
 
     contract = {
         "colorizer": (

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm import tqdm
 
-from pixcolor import __version__
+from pixcolor._version import __version__
 from pixcolor.errors import DownloadError
 
 logger = logging.getLogger(__name__)
