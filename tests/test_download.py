@@ -163,9 +163,15 @@ def test_bad_checksum_raises_and_leaves_nothing(
 
 
 def test_md5_checks_pass(server: FakeServer, payload: bytes, tmp_path: Path) -> None:
-    server.files["/a.tgz"] = payload
-    md5 = hashlib.md5(payload).hexdigest()  # under 1 MiB: head MD5 == whole-file MD5
-    download(f"{server.url}/a.tgz", tmp_path / "a.tgz", md5=md5, md5_head=md5, progress=False)
+    big = payload * (2**20 // len(payload) + 2)  # over 1 MiB: the head MD5 differs
+    server.files["/a.tgz"] = big
+    md5 = hashlib.md5(big).hexdigest()
+    head = hashlib.md5(big[: 2**20]).hexdigest()
+    assert head != md5
+    out = download(f"{server.url}/a.tgz", tmp_path / "a.tgz", md5=md5, md5_head=head,
+                   progress=False)  # fmt: skip
+    assert out == tmp_path / "a.tgz" and out.read_bytes() == big
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tgz"]
 
 
 def test_http_error_is_a_download_error(server: FakeServer, tmp_path: Path) -> None:
