@@ -189,7 +189,7 @@ def test_cli_colorize_mirrors_folders_and_reports_failures(tiny_model_dir, tmp_p
     assert Image.open(out / "sub" / "b.png").size == (17, 31)
     assert not (out / "sub" / "broken.png").exists()
     assert "broken.png" in captured.err and "Traceback" not in captured.err
-    assert "colorized 2, skipped 0 (output exists), failed 1" in captured.out
+    assert "colorized 2, skipped 0, failed 1" in captured.out
     # A second run skips existing outputs; --format jpg writes new ones.
     assert (
         main(["colorize", str(src / "a.png"), "-o", str(out), "--model", str(tiny_model_dir)]) == 0

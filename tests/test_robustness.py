@@ -267,7 +267,7 @@ def test_colorize_corpus(corpus, tiny_model, tmp_path, capsys, unreadable, no_hu
     check_error_lines(corpus, captured.err)
     assert "Traceback" not in captured.out
     n_ok, n_bad = len(corpus.valid), len(corpus.invalid)
-    assert f"colorized {n_ok}, skipped 0 (output exists), failed {n_bad}" in captured.out
+    assert f"colorized {n_ok}, skipped 0, failed {n_bad}" in captured.out
     assert everything_under(out) == {output_name(n) for n in corpus.valid}  # nothing else
     for name, size in corpus.valid.items():
         with Image.open(out / output_name(name)) as result:
@@ -448,7 +448,11 @@ def test_existing_output_kept_unless_overwrite(command, tmp_path, capsys):
 def test_input_never_overwritten(command, tmp_path, capsys):
     src = _photo(tmp_path / "a.png")
     before = src.read_bytes()
-    assert main([*command, str(tmp_path), "-o", str(tmp_path), "--overwrite"]) == 1
+    # The input folder as the output folder: refused as a whole, before any work.
+    assert main([*command, str(tmp_path), "-o", str(tmp_path), "--overwrite"]) == 2
+    assert "the output folder is the input folder" in capsys.readouterr().err
+    # A file whose output would be itself: that file fails.
+    assert main([*command, str(src), "-o", str(tmp_path), "--overwrite"]) == 1
     captured = capsys.readouterr()
     assert f"{src}: " in captured.err and "overwrite the input" in captured.err
     assert src.read_bytes() == before

@@ -349,12 +349,13 @@ def test_upscale_cli(
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert f"{src / 'bad.png'}: not an image file" in captured.err.splitlines()
-    assert "upscaled 2, skipped 0 (already there), failed 1" in captured.out
+    assert "upscaled 2, skipped 0, failed 1" in captured.out
     assert Image.open(out / "a" / "x.png").size == (36, 30)
     assert Image.open(out / "b" / "c" / "y.png").size == (21, 27)
     assert not (out / "bad.png").exists()
     assert main(argv) == 1  # again: both outputs exist and are kept
-    assert "upscaled 0, skipped 2 (already there), failed 1" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "upscaled 0, skipped 2 (already there; use --overwrite to replace them)" in text
     one = ["upscale", str(src / "a"), "--model", str(tiny_weights), "--device", "cpu"]
     assert main([*one, "-o", str(out / "a"), "--overwrite"]) == 0  # x2 replaces x3
     assert Image.open(out / "a" / "x.png").size == (24, 20)

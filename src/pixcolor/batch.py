@@ -3,13 +3,21 @@
 Shared by ``pixcolor colorize`` and ``pixcolor upscale``: a progress bar over files, one line
 per failed file (``path: reason``), atomic writes that never overwrite an input (nor an
 existing output unless asked), a summary line, and an exit code of 1 when anything failed.
+
+Several runs may write into one folder at once: an output another run published meanwhile is
+counted as skipped, not failed. An output folder inside an input folder is not searched for
+inputs. SIGTERM ends a run like Ctrl-C (its temp file is removed), and temp files that killed
+runs left behind (over a minute old, our own naming pattern) are removed from the folders a
+run writes into.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -18,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixcolor.errors import ImageReadError, PixcolorError
+from pixcolor.errors import ImageReadError, OutputExistsError, PixcolorError
 from pixcolor.files import InputFile, collect_inputs, output_path
 
 if TYPE_CHECKING:
@@ -34,6 +42,7 @@ class BatchResult:
 
     done: int = 0  # outputs written
     skipped: int = 0  # outputs already there (no --overwrite)
+    raced: int = 0  # outputs another run wrote while this one worked on them
     failed: int = 0  # inputs that could not be processed
 
     @property
@@ -41,10 +50,27 @@ class BatchResult:
         """0 when nothing failed, else 1."""
         return 1 if self.failed else 0
 
+    def summary(self, verb: str, skipped_note: str) -> str:
+        """The last line of a run, e.g. ``colorized 3, skipped 1 (output exists; ...), failed 0``."""
+        skipped = f"skipped {self.skipped}"
+        if self.skipped:
+            skipped += f" ({skipped_note}; use --overwrite to replace them)"
+        parts = [f"{verb} {self.done}", skipped]
+        if self.raced:
+            parts.append(f"skipped {self.raced} (written by another run)")
+        return ", ".join([*parts, f"failed {self.failed}"])
+
+
+def output_dir_arg(text: str) -> Path:
+    """Argparse ``type`` of an output folder flag: refuses an empty one (``-o ""``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the output folder is empty; give a folder name")
+    return Path(text)
+
 
 def run_batch(
     inputs: Sequence[str | Path],
-    out_dir: Path,
+    out_dir: str | Path,
     job: Callable[[Path], Image.Image],
     *,
     fmt: str = "png",
@@ -56,41 +82,83 @@ def run_batch(
 
     Args:
         inputs: files, folders (walked recursively, structure mirrored) or glob patterns.
-        out_dir: output root.
+        out_dir: output root; if it lies inside an input folder, it is not searched.
         job: turns an input path into the output image; raises ``PixcolorError`` on bad input.
         fmt: ``"png"`` or ``"jpg"``.
         overwrite: replace outputs that already exist (inputs are never replaced).
         verb: word for the summary line ("colorized", "upscaled").
         skipped_note: why files were skipped, for the summary line.
+
+    Raises:
+        PixcolorError: unknown format, an input folder that is the output folder, or an
+            output folder that cannot be written.
     """
     from tqdm import tqdm
 
+    out_dir = Path(out_dir)
     if fmt not in FORMATS:
         raise PixcolorError(f"unknown output format {fmt!r}; choose from {sorted(FORMATS)}")
-    files, problems = collect_inputs(list(inputs))
-    result = BatchResult(failed=len(problems))
-    for raw, reason in problems:
-        print(f"{raw}: {reason}", file=sys.stderr)
+    files, result = _inputs(inputs, out_dir)
     if files:
         check_output_dir(out_dir)
     claimed: dict[Path, Path] = {}  # output -> the input it was written (or kept) for
-    for item in tqdm(files, desc=verb, unit="img", disable=None):
-        try:
-            target = output_path(item, out_dir, FORMATS[fmt])
-            if target in claimed:  # e.g. a.jpg and a.png: never replace the first one's output
-                raise PixcolorError(f"same output {target} as {claimed[target]}; rename one")
-            if _process(item, target, job, overwrite):
-                result.done += 1
-            else:
-                result.skipped += 1
-            claimed[target] = item.path
-        except Exception as exc:  # one bad file never stops the batch
-            tqdm.write(f"{item.path}: {failure_reason(exc)}", file=sys.stderr)
-            result.failed += 1
-    print(
-        f"{verb} {result.done}, skipped {result.skipped} ({skipped_note}), failed {result.failed}"
-    )
+    tidied: set[Path] = set()  # folders cleared of stale temp files
+    with _sigterm_as_interrupt():
+        for item in tqdm(files, desc=verb, unit="img", disable=None):
+            try:
+                target = output_path(item, out_dir, FORMATS[fmt])
+                if target in claimed:  # e.g. a.jpg and a.png: never replace the first's output
+                    raise PixcolorError(f"same output {target} as {claimed[target]}; rename one")
+                if target.parent not in tidied:
+                    _remove_stale_temps(target.parent)
+                    tidied.add(target.parent)
+                outcome = _process(item, target, job, overwrite)
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                claimed[target] = item.path
+            except Exception as exc:  # one bad file never stops the batch
+                tqdm.write(f"{item.path}: {failure_reason(exc)}", file=sys.stderr)
+                result.failed += 1
+    print(result.summary(verb, skipped_note))
     return result
+
+
+def _inputs(inputs: Sequence[str | Path], out_dir: Path) -> tuple[list[InputFile], BatchResult]:
+    """The files to process, and a result counting the inputs that matched nothing; the
+    problems and notes about the inputs are printed."""
+    check_folders(inputs, out_dir)
+    out_real = os.path.realpath(out_dir)
+    for raw in inputs:
+        real = os.path.realpath(raw)
+        if os.path.isdir(raw) and out_real.startswith(real.rstrip(os.sep) + os.sep):
+            print(f"{out_dir}: the output folder is inside {raw}; not searched for inputs")
+            break
+
+    def skip(path: Path, reason: str) -> None:
+        print(f"{path}: {reason}", file=sys.stderr)
+
+    files, problems = collect_inputs(list(inputs), exclude=[out_dir], on_skip=skip)
+    for raw, reason in problems:
+        print(f"{raw}: {reason}", file=sys.stderr)
+    if any(item.path.suffix.lower() in (".heic", ".heif") for item in files):
+        import pillow_heif  # present: files lists HEIC/HEIF only when it is
+
+        pillow_heif.register_heif_opener()
+    return files, BatchResult(failed=len(problems))
+
+
+def check_folders(inputs: Sequence[str | Path], out_dir: Path) -> None:
+    """Refuse an output folder that is one of the input folders (before any work is done).
+
+    Raises:
+        PixcolorError: naming the folder.
+    """
+    out_real = os.path.realpath(out_dir)
+    for raw in inputs:
+        if os.path.isdir(raw) and os.path.realpath(raw) == out_real:
+            raise PixcolorError(
+                f"{raw}: the output folder is the input folder; choose another -o "
+                "(outputs would be mixed with the photos they came from)"
+            )
 
 
 @contextlib.contextmanager
@@ -106,6 +174,32 @@ def notice_if_slow(message: str, after: float = 1.0) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so that the write
+    in progress removes its temp file; the default handler would end the process at once."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Remove temp files that killed runs left in ``folder`` (over a minute old)."""
+    from pixcolor.atomic import remove_stale_temps
+
+    for path in remove_stale_temps(folder):
+        log.info("%s: removed a temp file left by an interrupted run", path)
 
 
 def failure_reason(exc: Exception) -> str:
@@ -142,13 +236,30 @@ def check_output_dir(out_dir: Path) -> None:
 
 def _process(
     item: InputFile, target: Path, job: Callable[[Path], Image.Image], overwrite: bool
-) -> bool:
+) -> str:
+    """Make one output; returns the :class:`BatchResult` field to count it in."""
+    from pixcolor.imageio import save_image_atomic
+
     if os.path.realpath(target) == os.path.realpath(item.path):  # never raises on link loops
         raise PixcolorError(f"{target}: output would overwrite the input; choose another -o")
     if target.exists() and not overwrite:
-        return False
-    from pixcolor.imageio import save_image_atomic
-
+        return "skipped"
     image = job(item.path)
-    save_image_atomic(image, target, overwrite=overwrite)
-    return True
+    try:
+        save_image_atomic(image, target, overwrite=overwrite)
+    except OutputExistsError:  # another run published it meanwhile (atomically: complete)
+        _check_readable(target)
+        return "raced"
+    return "done"
+
+
+def _check_readable(path: Path) -> None:
+    """Raise PixcolorError unless ``path`` opens as an image (its header is read)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018
+    except (OSError, UnidentifiedImageError) as exc:
+        reason = f"another run wrote it, but it is not a readable image: {exc}"
+        raise PixcolorError(f"{path}: {reason}") from None

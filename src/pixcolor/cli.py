@@ -33,7 +33,10 @@ DESCRIPTION = (
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "show torch, device, GPU, RAM and bf16 support"),
     "data": ("data", "download, split, preview and cache training images"),
-    "train": ("train", "train a colorizer (Pix2Pix GAN, optional L1 pre-training)"),
+    "train": (
+        "train",
+        "train a colorizer (presets: default, the shipped recipe; seed, the Pix2Pix GAN)",
+    ),
     "colorize": ("colorize", "colorize photos (files, folders, globs)"),
     "evaluate": ("evaluate", "score a colorizer against the gray baseline"),
     "video": ("video", "colorize videos (mp4, mov, mkv, avi, webm) or folders of frames"),

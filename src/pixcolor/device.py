@@ -17,18 +17,56 @@ import torch
 FAST_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
+def available_devices() -> list[str]:
+    """The device types usable here, e.g. ``["cuda", "cpu"]`` (with ``cuda:N`` for N > 0)."""
+    found = []
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        found += ["cuda"] + [f"cuda:{i}" for i in range(1, count)]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
 def resolve_device(name: str | torch.device | None = None) -> torch.device:
-    """Return a torch device: ``name`` as given, or cuda > mps > cpu when ``None``/``"auto"``."""
+    """Return a torch device: ``name`` as given, or cuda > mps > cpu when ``None``/``"auto"``.
+
+    Raises:
+        PixcolorError: ``name`` is not a device name, or that device is not usable here (one
+            line: what was asked, what is available).
+    """
     if isinstance(name, torch.device):
         return name
     if name not in (None, "auto"):
-        return torch.device(name)
+        return _checked_device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _checked_device(name: str) -> torch.device:
+    """``torch.device(name)``, if it names a device this machine has."""
+    from pixcolor.errors import PixcolorError
+
+    usable = ", ".join(available_devices())
+    try:
+        device = torch.device(str(name).strip())
+    except (RuntimeError, ValueError):
+        msg = f"device {name!r} is not a device name; available: {usable}"
+        raise PixcolorError(msg) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch has no CUDA" if torch.version.cuda is None else "no CUDA GPU found"
+            raise PixcolorError(f"device {str(name)!r} asked for, but {why}; available: {usable}")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise PixcolorError(f"device {str(name)!r}: no such GPU; available: {usable}")
+    elif device.type == "mps" and "mps" not in available_devices():
+        raise PixcolorError(f"device {str(name)!r}: MPS is not available; available: {usable}")
+    return device
 
 
 def cpu_flags() -> set[str]:

@@ -7,6 +7,7 @@ the walk; the outputs mirror each input's folder layout (:func:`output_path`).
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +17,15 @@ from pathlib import Path
 
 # Suffixes (lower case) that a folder walk or a glob picks up; compared case-insensitively.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+
+# Apple's HEIC/HEIF photos: Pillow reads them only through the pillow-heif plugin.
+HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+HEIF_SKIP_REASON = (
+    "skipped: HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif)"
+)
+
+# Called with (path, reason) for each file a folder walk leaves out on purpose.
+SkipHandler = Callable[[Path, str], None]
 
 # The characters that make an input a glob pattern (as in the glob module).
 _GLOB_MAGIC = re.compile(r"[*?[]")
@@ -36,11 +46,23 @@ class InputFile:
 
 
 def is_image_name(name: str | Path) -> bool:
-    """True when ``name`` ends in one of :data:`IMAGE_EXTENSIONS` (any case)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    """True when ``name`` ends in one of :data:`IMAGE_EXTENSIONS` (any case), or is a HEIC/HEIF
+    photo and the pillow-heif plugin is installed."""
+    suffix = Path(name).suffix.lower()
+    return suffix in IMAGE_EXTENSIONS or (suffix in HEIF_EXTENSIONS and heif_supported())
 
 
-def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[tuple[str, str]]]:
+def heif_supported() -> bool:
+    """Whether the pillow-heif plugin is installed (it lets Pillow read HEIC/HEIF)."""
+    return importlib.util.find_spec("pillow_heif") is not None
+
+
+def collect_inputs(
+    inputs: Sequence[str | Path],
+    *,
+    exclude: Sequence[str | Path] = (),
+    on_skip: SkipHandler | None = None,
+) -> tuple[list[InputFile], list[tuple[str, str]]]:
     """Expand files, folders and glob patterns into the images to process.
 
     - A file is taken whatever its extension.
@@ -55,6 +77,10 @@ def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[
 
     Args:
         inputs: Paths and patterns, in the order given.
+        exclude: Folders that folder walks do not enter (an output folder inside an input
+            folder, so that a second run does not process the first run's outputs).
+        on_skip: Told about each file a folder walk leaves out on purpose, with the reason
+            (HEIC/HEIF photos without pillow-heif); by default they are left out silently.
 
     Returns:
         ``(files, problems)``: the files found, and ``(input, reason)`` for each input that
@@ -63,9 +89,10 @@ def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[
     files: list[InputFile] = []
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
+    pruned = {os.path.realpath(folder) for folder in exclude}
     for raw in inputs:
         text = os.fspath(raw)
-        found, problem = _expand(text)
+        found, problem = _expand(text, pruned, on_skip)
         if problem is not None:
             problems.append((text, problem))
         for item in found:
@@ -94,14 +121,17 @@ def output_path(item: InputFile, out_dir: Path, suffix: str) -> Path:
     return Path(out_dir) / item.relative.with_suffix(suffix)
 
 
-def _expand(text: str) -> tuple[list[InputFile], str | None]:
+def _expand(
+    text: str, pruned: set[str], on_skip: SkipHandler | None
+) -> tuple[list[InputFile], str | None]:
     """The files one input stands for, and a problem if it stands for none."""
     path = Path(text)
     if path.is_file():
         return [InputFile(path, Path(path.name))], None
     if path.is_dir():
         errors: list[OSError] = []
-        found = [InputFile(path / rel, rel) for rel in _walk_images(path, errors.append)]
+        walked = _walk_images(path, errors.append, pruned, on_skip)
+        found = [InputFile(path / rel, rel) for rel in walked]
         if errors:  # report the first unreadable folder, keep what could be read
             return found, f"cannot read {errors[0].filename}: {errors[0].strerror}"
         return found, None if found else "no image files in this folder"
@@ -118,17 +148,31 @@ def _expand(text: str) -> tuple[list[InputFile], str | None]:
     return [], "no such file or folder"
 
 
-def _walk_images(root: Path, onerror: Callable[[OSError], object]) -> list[Path]:
-    """Image files under ``root``, relative to it, sorted by path components."""
+def _walk_images(
+    root: Path,
+    onerror: Callable[[OSError], object],
+    pruned: set[str] = frozenset(),  # type: ignore[assignment]
+    on_skip: SkipHandler | None = None,
+) -> list[Path]:
+    """Image files under ``root``, relative to it, sorted by path components; folders whose
+    real path is in ``pruned`` are not entered."""
     found: list[Path] = []
+    heif = heif_supported()
     for folder, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
         # os.walk lists a symlink to a folder among dirnames and, with followlinks=False,
         # never enters it; dropping those keeps that true whatever the platform does.
-        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(folder, d)))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not os.path.islink(os.path.join(folder, d))
+            and os.path.realpath(os.path.join(folder, d)) not in pruned
+        )
         for name in filenames:
             full = os.path.join(folder, name)
             if is_image_name(name) and (os.path.isfile(full) or _is_broken_link(full)):
                 found.append(Path(full).relative_to(root))
+            elif not heif and Path(name).suffix.lower() in HEIF_EXTENSIONS and on_skip:
+                on_skip(Path(full), HEIF_SKIP_REASON)
     return sorted(found, key=lambda p: p.parts)
 
 

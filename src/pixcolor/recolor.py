@@ -51,6 +51,7 @@ TILE_PIXELS = 1 << 15
 # full scale) never changes an 8-bit value except at ties.
 LINEAR_LUT_SIZE = 65536
 CUBIC_A = -0.75  # PyTorch's bicubic kernel parameter (upsample_bicubic2d)
+MAX_SATURATION = 2.0  # the strongest colour-strength factor offered (2: twice the model's ab)
 
 # Fills (a, b) planes for rows y0:y1, columns x0:x1 of the image: fill(y0, y1, x0, x1, a, b).
 AbSource = Callable[[int, int, int, int, np.ndarray, np.ndarray], None]
@@ -180,6 +181,8 @@ def recolor_image(
     ab_small = np.asarray(ab_small, dtype=np.float32)
     if ab_small.ndim != 3 or ab_small.shape[0] != 2:
         raise ValueError(f"ab_small must be (2, h, w), got {ab_small.shape}")
+    if not 0.0 <= saturation <= MAX_SATURATION:
+        raise ValueError(f"saturation must be in [0, {MAX_SATURATION:g}], got {saturation:g}")
     if saturation != 1.0:
         ab_small = ab_small * np.float32(saturation)
     height, width = rgb.shape[:2]

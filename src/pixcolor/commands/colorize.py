@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pixcolor.batch import FORMATS, notice_if_slow, run_batch
+from pixcolor.batch import FORMATS, check_folders, notice_if_slow, output_dir_arg, run_batch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``colorize`` subcommand."""
     p = sub.add_parser("colorize", help="colorize photos (files, folders, globs)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("-o", "--out", type=output_dir_arg, required=True, help="output folder")
     p.add_argument(
         "--model", default=None, help="shipped name (default, fast) or a model folder or file"
     )
@@ -20,7 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
     p.add_argument("--format", choices=sorted(FORMATS), default="png", help="output format")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--stochastic", action="store_true", help="dropout on (pix2pix-style)")
+    p.add_argument(
+        "--saturation",
+        type=float,
+        default=1.0,
+        help="colour strength, 0-2: 1 = the model's own (default), 0 = gray, 2 = twice as strong",
+    )
+    p.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="dropout on, for different colours per run (models with dropout only; the shipped "
+        "ones have none)",
+    )
     p.add_argument(
         "--upscale",
         type=int,
@@ -37,10 +48,17 @@ def run(args: argparse.Namespace) -> int:
         from pixcolor.working_size import check_size
 
         check_size(args.size, "--size")
+    if not 0.0 <= args.saturation <= 2.0:
+        from pixcolor.errors import PixcolorError
+
+        raise PixcolorError(f"--saturation must be in [0, 2], got {args.saturation:g}")
+    check_folders(args.inputs, args.out)
     with notice_if_slow(f"loading the colorizer ({args.model or 'default'}) ..."):
         from pixcolor.pipeline import load_model
 
         model = load_model(args.model, device=args.device)
+    if args.stochastic:
+        model.check_stochastic()
     upscaler = None
     if args.upscale:
         from pixcolor.sr import load_upscaler
@@ -48,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         upscaler = load_upscaler(None, scale=args.upscale, device=args.device)
 
     def job(path: Path):
-        image = model.colorize(path, size=args.size, stochastic=args.stochastic)
+        image = model.colorize(
+            path, size=args.size, stochastic=args.stochastic, saturation=args.saturation
+        )
         return upscaler.upscale(image, args.upscale) if upscaler is not None else image
 
     result = run_batch(

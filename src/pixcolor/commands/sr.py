@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from pixcolor.batch import output_dir_arg
 from pixcolor.errors import PixcolorError
 
 ENSEMBLE_HELP = "average SRCNN over 8 flips/rotations (8x slower; +0.17 dB on Set5 x3)"
@@ -20,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``upscale``, ``train-sr`` and ``evaluate-sr`` subcommands."""
     up = sub.add_parser("upscale", help="enlarge images 2-4x with SRCNN (Y) + bicubic (colour)")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
-    up.add_argument("-o", "--out", type=Path, required=True, help="output folder (mirrors inputs)")
+    up.add_argument(
+        "-o", "--out", type=output_dir_arg, required=True, help="output folder (mirrors inputs)"
+    )
     up.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="factor (2)")
     up.add_argument("--model", type=Path, help="weights folder or .safetensors (default: shipped)")
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
