@@ -235,3 +235,44 @@ def test_one_call_api_loads_a_shipped_model_once(monkeypatch):
     finally:
         pipeline.shipped_model.cache_clear()
     assert loaded == ["default", "fast"]
+
+
+def _tagged_photo(path: Path) -> tuple[Path, bytes]:
+    """A colour JPEG with EXIF (orientation 6, date taken, camera, description) and an sRGB
+    ICC profile; returns its path and the profile."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    exif[0x010F] = "Acme"  # Make
+    exif[0x0110] = "Box Camera 2"  # Model
+    exif[0x010E] = "Grandma, 1952"  # ImageDescription
+    exif.get_ifd(0x8769)[0x9003] = "1952:07:14 10:30:00"  # DateTimeOriginal (Exif IFD)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(60, 200, (24, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, exif=exif, icc_profile=icc, quality=95)
+    return path, icc
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_outputs_keep_exif_and_icc_but_not_orientation(tiny, tmp_path, fmt):
+    src, icc = _tagged_photo(tmp_path / "grandma.jpg")
+    assert _colorize(tiny, str(src), "-o", str(tmp_path / "out"), "--format", fmt) == 0
+    with Image.open(tmp_path / "out" / f"grandma.{fmt}") as out:
+        assert out.size == (24, 40)  # the orientation was applied to the pixels
+        exif = out.getexif()
+        assert out.info.get("icc_profile") == icc
+    assert 0x0112 not in exif
+    assert (exif[0x010F], exif[0x0110], exif[0x010E]) == ("Acme", "Box Camera 2", "Grandma, 1952")
+    assert exif.get_ifd(0x8769)[0x9003] == "1952:07:14 10:30:00"
+
+
+def test_gray_icc_profiles_are_not_put_on_colour_outputs(tmp_path):
+    from pixcolor.batch import output_metadata
+
+    gray_icc = bytes(16) + b"GRAY" + bytes(108)  # an ICC header whose colour space is gray
+    Image.new("L", (8, 8), 90).save(tmp_path / "g.jpg", icc_profile=gray_icc)
+    assert output_metadata(tmp_path / "g.jpg") == {}
+    (tmp_path / "bad.jpg").write_bytes(b"nonsense")
+    assert output_metadata(tmp_path / "bad.jpg") == {}

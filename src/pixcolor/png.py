@@ -65,6 +65,8 @@ def write_png(
     level: int = 1,
     threads: int | None = None,
     min_piece_bytes: int = MIN_PIECE_BYTES,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
 ) -> None:
     """Write ``pixels`` to the binary file ``fp`` as a PNG.
 
@@ -75,6 +77,8 @@ def write_png(
         level: zlib level, 0 (stored) to 9; 1 is fastest and photos barely compress further.
         threads: deflate threads (default: the CPU count, at most 8).
         min_piece_bytes: smallest piece of filtered data given to one thread.
+        icc_profile: an ICC profile to embed (iCCP chunk).
+        exif: EXIF data to embed (eXIf chunk), with or without Pillow's ``Exif\0\0`` prefix.
 
     Raises:
         ValueError: not uint8, an unsupported shape, or ``level`` outside 0..9.
@@ -100,6 +104,10 @@ def write_png(
     header = struct.pack(">IIBBBBB", width, height, 8, COLOR_TYPES[channels], 0, 0, 0)
     fp.write(SIGNATURE)
     _write_chunk(fp, b"IHDR", header)
+    if icc_profile:  # profile name, NUL, compression method 0 (zlib), the compressed profile
+        _write_chunk(fp, b"iCCP", b"ICC Profile\0\0", zlib.compress(icc_profile))
+    if exif:
+        _write_chunk(fp, b"eXIf", exif.removeprefix(b"Exif\0\0"))
     # One IDAT per piece; the decoder joins them into one zlib stream: the zlib header, the
     # pieces, then the Adler-32 of all the filtered data.
     for i, data in enumerate(deflated):
