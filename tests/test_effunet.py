@@ -10,14 +10,14 @@ import torch.nn.functional as F
 
 from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models import create_generator
-from pixcolor.models.effunet import (
+from pixcolor.models.efficientnet import (
     EfficientNetLite0Encoder,
     EfficientNetLiteEncoder,
-    EffUNet,
     SameConv2d,
     imagenet_key_map,
     load_imagenet_encoder,
 )
+from pixcolor.models.effunet import EffUNet
 
 SIZES = [(64, 64), (96, 64)]  # (H, W); the second is non-square
 
@@ -235,6 +235,22 @@ def test_bad_weights_raise_checkpoint_error(tmp_path) -> None:
     torch.save({"_conv_stem.weight": stem}, tmp_path / "lite0.pth")
     with pytest.raises(CheckpointError, match="do not fit EfficientNet-Lite2"):
         load_imagenet_encoder(EfficientNetLiteEncoder("lite2"), tmp_path / "lite0.pth")
+
+
+class Unpicklable:
+    """Pickled as a reference to this class: weights_only loading must refuse it."""
+
+
+def test_encoder_weight_errors_are_one_line_without_unsafe_advice(tmp_path) -> None:
+    torch.save({"_conv_stem.weight": torch.zeros(32, 3, 3, 3)}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError) as partial:
+        load_imagenet_encoder(EfficientNetLite0Encoder(), tmp_path / "partial.pth")
+    assert "0 unexpected, 0 mis-shaped keys; first: stem_bn.weight missing" in str(partial.value)
+    torch.save({"x": Unpicklable()}, tmp_path / "pickle.pth")
+    with pytest.raises(CheckpointError, match="cannot load EfficientNet-Lite0 weights") as unsafe:
+        load_imagenet_encoder(EfficientNetLite0Encoder(), tmp_path / "pickle.pth")
+    for info in (partial, unsafe):
+        assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from safetensors.torch import load_file
-from torch import nn
+from torch import Tensor, nn
 
 from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models import create_generator, create_srcnn
@@ -123,24 +123,31 @@ def load_weights(model: nn.Module, weights: Path) -> nn.Module:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{weights}: corrupt or unreadable weights ({reason})") from None
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    misshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or misshaped:
-        counts = (
-            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(misshaped)} mis-shaped"
-        )
-        if misshaped:
-            key = misshaped[0]
-            first = f"{key}: {tuple(state[key].shape)} in the file, {tuple(own[key].shape)} here"
-        else:
-            first = f"{(missing or unexpected)[0]} {'missing' if missing else 'unexpected'}"
+    problem = mismatch(own, state)
+    if problem:
         raise CheckpointError(
             f"{weights}: weights do not fit the {type(model).__name__} its config describes "
-            f"({counts} keys; first: {first})"
+            f"({problem})"
         )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
     return model
+
+
+def mismatch(own: dict[str, Tensor], state: dict[str, Tensor]) -> str | None:
+    """How a state dict fails to fit a model's, in a few words (``None`` if it fits): the
+    number of missing, unexpected and mis-shaped keys and the first of them."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if not (missing or unexpected or misshaped):
+        return None
+    counts = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(misshaped)} mis-shaped"
+    if misshaped:
+        key = misshaped[0]
+        first = f"{key}: {tuple(state[key].shape)} in the file, {tuple(own[key].shape)} here"
+    else:
+        first = f"{(missing or unexpected)[0]} {'missing' if missing else 'unexpected'}"
+    return f"{counts} keys; first: {first}"
 
 
 def build(config: dict[str, Any], file: Path) -> nn.Module:
