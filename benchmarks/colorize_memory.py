@@ -23,7 +23,7 @@ from pathlib import Path
 # Runs in a child: peak RSS in bytes of this process so far (Linux reports KiB, macOS bytes).
 CHILD_MEASURE = r"""
 import json, resource, sys
-from pixcolor.imageio import save_image_atomic
+from pixcolor.imagewrite import save_image_atomic
 from pixcolor.pipeline import load_model
 
 def peak():

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pixcolor.imageio import read_image, save_image_atomic
+from pixcolor.imageio import read_image
+from pixcolor.imagewrite import save_image_atomic
 from pixcolor.pipeline import load_model
 
 

@@ -20,13 +20,8 @@ from PIL import Image, ImageFile
 
 from pixcolor import imageio
 from pixcolor.errors import ImageReadError, PixcolorError
-from pixcolor.imageio import (
-    DEFAULT_MAX_PIXELS,
-    read_image,
-    save_image_atomic,
-    to_pil,
-    to_tensor,
-)
+from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image, to_pil, to_tensor
+from pixcolor.imagewrite import save_image_atomic
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -425,7 +420,7 @@ def test_save_failure_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
-    monkeypatch.setattr("pixcolor.imageio.write_png", disk_full)
+    monkeypatch.setattr("pixcolor.imagewrite.write_png", disk_full)
     with pytest.raises(PixcolorError, match="No space left") as info:
         save_image_atomic(Image.new("RGB", (2, 2)), tmp_path / name)
     assert name in str(info.value)

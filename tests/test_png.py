@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
-from pixcolor.imageio import save_image_atomic
+from pixcolor.imagewrite import save_image_atomic
 from pixcolor.png import write_png
 
 

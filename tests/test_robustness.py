@@ -487,7 +487,7 @@ def test_disk_full_leaves_no_partial_file(command, tmp_path, capsys, monkeypatch
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
-    monkeypatch.setattr("pixcolor.imageio.write_png", png_disk_full)
+    monkeypatch.setattr("pixcolor.imagewrite.write_png", png_disk_full)
     out = tmp_path / "out"
     assert main([*command, str(tmp_path / "in"), "-o", str(out)]) == 1
     captured = capsys.readouterr()

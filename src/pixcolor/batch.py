@@ -239,7 +239,7 @@ def _process(
     item: InputFile, target: Path, job: Callable[[Path], Image.Image], overwrite: bool
 ) -> str:
     """Make one output; returns the :class:`BatchResult` field to count it in."""
-    from pixcolor.imageio import save_image_atomic
+    from pixcolor.imagewrite import save_image_atomic
 
     if os.path.realpath(target) == os.path.realpath(item.path):  # never raises on link loops
         raise PixcolorError(f"{target}: output would overwrite the input; choose another -o")

@@ -1,4 +1,4 @@
-"""Reading images safely, PIL <-> tensor/array glue, and atomic saving.
+"""Reading images safely, and PIL <-> tensor/array glue (writing them: :mod:`pixcolor.imagewrite`).
 
 :func:`read_image` turns whatever a user holds (a path, bytes, a file object or a PIL image)
 into an 8-bit RGB PIL image with its EXIF orientation applied, or raises
@@ -16,7 +16,6 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,10 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from pixcolor.atomic import atomic_write
 from pixcolor.color import float_to_uint8, uint8_to_float
-from pixcolor.errors import ImageReadError, PixcolorError
-from pixcolor.png import write_png
+from pixcolor.errors import ImageReadError
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +32,6 @@ logger = logging.getLogger(__name__)
 # threshold (Image.MAX_IMAGE_PIXELS = 89,478,485), so a 12000x9000 (108 MP) photo still loads.
 # It equals Pillow's own hard limit (2 * MAX_IMAGE_PIXELS, DecompressionBombError), which
 # Image.open enforces regardless, so a larger max_pixels (or None) cannot go past it.
-PNG_COMPRESS_LEVEL = 1  # see save_image_atomic
-FAST_PNG_MODES = ("L", "LA", "RGB", "RGBA")  # 8-bit modes written by pixcolor.png
 DEFAULT_MAX_PIXELS = 178_956_970
 
 # What a bad, truncated or hostile file can make Pillow's decoders raise.
@@ -54,15 +49,6 @@ _DECODE_ERRORS = (
 )
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _WIDE_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
-_FORMATS_BY_SUFFIX = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-}
 ORIENTATION_TAG = 0x0112  # EXIF "Orientation"; 1 = upright
 _ARRAY_STRIP_PIXELS = 1 << 20  # pixels per strip in to_array (a few MB of temporaries)
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image
@@ -360,66 +346,3 @@ def to_pil(t: torch.Tensor) -> Image.Image:
         raise TypeError(f"t must be a float or uint8 tensor, got {t.dtype}")
     pixels = t.cpu().permute(1, 2, 0).numpy()  # (H, W, C)
     return Image.fromarray(np.ascontiguousarray(pixels[..., 0] if t.shape[0] == 1 else pixels))
-
-
-def save_image_atomic(
-    img: Image.Image,
-    path: str | os.PathLike,
-    *,
-    format: str | None = None,
-    overwrite: bool = False,
-    quality: int = 95,
-    metadata: Mapping[str, bytes] | None = None,
-) -> Path:
-    """Write ``img`` to ``path`` atomically (:func:`pixcolor.atomic.atomic_write`).
-
-    Readers never see a half-written file, and a failure leaves no temp file behind.
-
-    Args:
-        img: The image to save.
-        path: Target file; missing parent folders are created.
-        format: Pillow format name; by default from the suffix (.png, .jpg/.jpeg, .webp,
-            .tif/.tiff, .bmp).
-        overwrite: Replace an existing file instead of refusing.
-        quality: JPEG/WebP quality.
-        metadata: ``exif`` and ``icc_profile`` bytes to embed (PNG, JPEG, WebP, TIFF), as
-            :func:`pixcolor.batch.output_metadata` gives them.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        OutputExistsError: the target exists and ``overwrite`` is off.
-        PixcolorError: the format is unknown, or writing failed (permissions, disk full, a
-            mode the format cannot store).
-    """
-    path = Path(path)
-    if format is None:
-        format = _FORMATS_BY_SUFFIX.get(path.suffix.lower())
-        if format is None:
-            known = ", ".join(sorted(_FORMATS_BY_SUFFIX))
-            raise PixcolorError(
-                f"{path}: cannot tell the image format from the suffix (use {known})"
-            )
-    format = format.upper()
-    options: dict[str, object] = {"quality": quality} if format in ("JPEG", "WEBP") else {}
-    if format == "PNG":
-        # zlib level 1: 4-5x faster than Pillow's default 6, and photos barely compress
-        # further (a 12 MP photo: 0.9 s vs 4.5 s, 16.2 vs 15.7 MB).
-        options["compress_level"] = PNG_COMPRESS_LEVEL
-    fast_png = format == "PNG" and img.mode in FAST_PNG_MODES
-    meta = {k: v for k, v in (metadata or {}).items() if k in ("exif", "icc_profile") and v}
-    if format in ("JPEG", "WEBP", "TIFF", "PNG"):
-        options.update(meta)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fp:
-            if fast_png:  # our writer: Sub filter, parallel deflate (pixcolor.png)
-                write_png(np.asarray(img), fp, level=PNG_COMPRESS_LEVEL, **meta)
-            else:
-                try:
-                    img.save(fp, format=format, **options)
-                except (ValueError, KeyError) as exc:  # a mode or option the format lacks
-                    raise PixcolorError(f"{path}: cannot write image: {exc}") from exc
-
-    return atomic_write(path, write, overwrite=overwrite)

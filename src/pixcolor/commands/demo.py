@@ -59,7 +59,7 @@ def _row(images: list[np.ndarray], labels: list[str]) -> Image.Image:
 def run(args: argparse.Namespace) -> int:
     """Colorize the samples and write outputs plus ``side_by_side.png``."""
     from pixcolor.color import gray_uint8
-    from pixcolor.imageio import save_image_atomic
+    from pixcolor.imagewrite import save_image_atomic
     from pixcolor.pipeline import load_model
 
     model = load_model(args.model, device=args.device)

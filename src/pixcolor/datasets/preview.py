@@ -10,7 +10,7 @@ from PIL import Image
 
 from pixcolor.color import lab_normalized_to_rgb, rgb_to_lab_normalized, uint8_to_float
 from pixcolor.data import ColorizationDataset, Source, is_cache, load_cache_info
-from pixcolor.imageio import save_image_atomic
+from pixcolor.imagewrite import save_image_atomic
 from pixcolor.visualize import comparison_grid
 
 
