@@ -554,6 +554,7 @@ def test_checkpoint_write_on_full_disk_keeps_previous(tmp_path, monkeypatch):
 
 TRAIN_ARGS = [
     "train",
+    "--preset", "seed",
     "--size", "32",
     "--generator", "unet",
     "--generator-kwargs", json.dumps(TINY),
@@ -666,14 +667,17 @@ def test_sigkill_mid_epoch_and_mid_checkpoint_then_resume(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
-    """A tiny run of 2 epochs (checkpoints last, epoch_0001, epoch_0002), done once."""
+    """A tiny run of 2 epochs (checkpoints last, epoch_0001, epoch_0002), done once, in the
+    layout of older versions, whose epoch checkpoints hold the full training state too."""
     from pixcolor.train import Trainer
 
     root = tmp_path_factory.mktemp("run")
     for i in range(4):
         _photo(root / "data" / f"{i}.png", (32, 32), seed=i)
     config = tiny_train_config(data=str(root / "data"), out=str(root / "run"), keep_last=2)
-    Trainer(config).fit()
+    trainer = Trainer(config)
+    trainer.full_state_everywhere = True
+    trainer.fit()
     return config
 
 
@@ -842,7 +846,8 @@ def test_config_file_that_is_not_text_or_not_a_table(tmp_path):
 )
 def test_bad_model_settings_are_one_line(tmp_path, capsys, flags, message):
     _photo(tmp_path / "data" / "a.png", (32, 32))
-    args = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *flags]
+    args = ["train", "--preset", "seed", "--data", str(tmp_path / "data")]
+    args += ["--out", str(tmp_path / "run"), *flags]
     assert main([*args, "--size", "32", "--num-workers", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pixcolor: error: ") and message in err and "Traceback" not in err

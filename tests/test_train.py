@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -12,11 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import load_file
 from train_helpers import tiny_train_config
 
 from pixcolor.checkpoint import save_model
-from pixcolor.cli import main
-from pixcolor.config import TrainConfig
+from pixcolor.cli import build_parser, main
+from pixcolor.config import TrainConfig, load_preset, presets_dir
 from pixcolor.errors import CheckpointError, ConfigError
 from pixcolor.models import create_generator
 from pixcolor.train import Trainer
@@ -188,23 +190,92 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, stop_at):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_run_folder_contents_and_fallback(tmp_path):
+GENERATOR_FILES = ["config.json", "manifest.json", "model.safetensors", "train_config.json"]
+
+
+def test_run_folder_contents_and_generator_only_epochs(tmp_path):
     cfg = _tiny(tmp_path, epochs=3)
     Trainer(cfg).fit()
     run = tmp_path / "run"
-    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    checkpoints = run / "checkpoints"
+    names = sorted(p.name for p in checkpoints.iterdir())
     assert names == ["best", "epoch_0002", "epoch_0003", "last"]  # keep_last=2 pruned epoch 1
+    full = [*GENERATOR_FILES, "discriminator.safetensors", "state.pt"]
+    assert sorted(os.listdir(checkpoints / "last")) == sorted(full)
+    for name in ("best", "epoch_0002", "epoch_0003"):  # the generator alone
+        assert sorted(os.listdir(checkpoints / name)) == GENERATOR_FILES
+    last, epoch3 = (
+        load_file(checkpoints / n / "model.safetensors") for n in ("last", "epoch_0003")
+    )
+    assert all(torch.equal(last[k], epoch3[k]) for k in last)
+    assert json.loads((checkpoints / "epoch_0002" / "config.json").read_text())["epoch"] == 2
     assert (run / "curves.png").stat().st_size > 0
     assert (run / "grids" / "epoch_0003.png").exists()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"train", "val"} <= {r["kind"] for r in rows}
     assert all(np.isfinite(r["val_psnr"]) for r in rows if r["kind"] == "val")
-    # Corrupt "last": resume refuses it and falls back to the newest good epoch checkpoint.
-    state = run / "checkpoints" / "last" / "model.safetensors"
+    # A corrupt "last": no other checkpoint holds a training state; the error says what to do.
+    state = checkpoints / "last" / "model.safetensors"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"holds the generator only.*--init-from"):
+        Trainer(cfg).resume()
+
+
+def test_old_run_folders_with_full_epoch_checkpoints_resume_and_export(tmp_path):
+    cfg = _tiny(tmp_path, epochs=2)
+    old = Trainer(cfg)
+    old.full_state_everywhere = True  # the layout before generator-only epoch checkpoints
+    old.fit()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert "state.pt" in os.listdir(checkpoints / "epoch_0002")
+    state = checkpoints / "last" / "state.pt"
     state.write_bytes(state.read_bytes()[:100])
     t = Trainer(cfg)
-    used = t.resume()
-    assert used.name == "epoch_0003" and t.epoch == 3
+    assert t.resume().name == "epoch_0002" and t.epoch == 2
+    assert main(["export", str(checkpoints / "epoch_0002"), "-o", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "model.safetensors").is_file()
+
+
+def test_init_from_starts_a_new_run_from_generator_weights(tmp_path):
+    cfg = _tiny(tmp_path, epochs=1)
+    first = Trainer(cfg)
+    first.fit()
+    best = tmp_path / "run" / "checkpoints" / "best"
+    stage2 = cfg.replace(out=str(tmp_path / "stage2"), init_from=str(best), epochs=2, seed=5)
+    second = Trainer(stage2)
+    weights = load_file(best / "model.safetensors")
+    assert all(torch.equal(second.G_raw.state_dict()[k], v) for k, v in weights.items())
+    assert second.global_step == 0 and not second.opt_g.state  # new optimizer, new schedule
+    second.fit()
+    assert second.global_step == 6
+    other = stage2.replace(generator_kwargs={"base_channels": 4, "num_downs": 5})
+    with pytest.raises(ConfigError, match=r"--init-from .* holds unet"):
+        Trainer(other)
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        Trainer(stage2.replace(init_from=str(tmp_path / "nope")))
+
+
+def _cli_config(*argv: str) -> TrainConfig:
+    from pixcolor.commands.train import config_from_args
+
+    return config_from_args(build_parser(["train"]).parse_args(["train", *argv]))
+
+
+def test_presets_config_files_and_flags(tmp_path):
+    default = _cli_config("--data", "x")
+    assert default == load_preset("default").replace(data="x")
+    assert (default.generator, default.generator_kwargs) == ("effunet", {"head": "bins"})
+    assert default.freeze_encoder and default.gan_mode == "none" and default.size == 128
+    assert (default.load_size, default.augment, default.crop_min_scale) == (160, "crop", 0.5)
+    seed = _cli_config("--preset", "seed", "--data", "x", "--size", "64")
+    assert seed == TrainConfig(data="x", size=64)  # the write-up's recipe, one flag over it
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("size = 96\nepochs = 8\n")
+    over = _cli_config("--preset", "default", "--config", str(recipe), "--data", "x")
+    assert (over.size, over.epochs, over.generator) == (96, 8, "effunet")
+    alone = _cli_config("--config", str(recipe), "--data", "x")  # a file without a preset
+    assert alone == TrainConfig(data="x", size=96, epochs=8)
+    assert {p.stem for p in presets_dir().glob("*.toml")} == {"default", "seed"}
 
 
 def test_resume_without_checkpoint_is_clear(tmp_path):
@@ -240,10 +311,12 @@ def test_config_validation(bad, message):
         TrainConfig.from_dict(bad)
 
 
-def test_cli_train_end_to_end_and_resume(tmp_path, capsys):
+def test_cli_train_end_to_end_and_resume(tmp_path, caplog):
     data = _photos(tmp_path / "data", n=5)
     args = [
         "train",
+        "--preset",
+        "seed",
         "--data",
         str(data),
         "--val",
@@ -265,7 +338,9 @@ def test_cli_train_end_to_end_and_resume(tmp_path, capsys):
         "--num-workers",
         "0",
     ]
-    assert main(args) == 0
+    with caplog.at_level(logging.INFO, logger="pixcolor"):
+        assert main(args) == 0
+    assert re.search(r"each checkpoint writes: last \d+ MB .*best and epoch_N \d+ MB", caplog.text)
     assert main([*args[:-4], "--epochs", "2", "--resume"]) == 0
     rows = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()

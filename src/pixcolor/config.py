@@ -91,6 +91,11 @@ class TrainConfig:
         None, "distil: a bins colorizer whose mean bin distribution is the target"
     )
     pretrain_epochs: int = option(0, "L1-only generator epochs before the GAN stage (NoGAN)")
+    init_from: str | None = option(
+        None,
+        "start from the generator weights of this checkpoint (best, epoch_N, an exported "
+        "folder) with a new optimizer and schedule, e.g. stage 2 of a two-stage recipe",
+    )
     # --- optimisation ---
     epochs: int = option(20, "total epochs (resume continues up to this number)")
     batch_size: int = option(16, "images per step (per process)")
@@ -162,13 +167,17 @@ class TrainConfig:
             values: field name -> value.
             source: where the values came from, for error messages.
         """
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: a config must be a table of keys")
-        return cls()._apply(values, source)
+        return cls().with_values(values, source=source)
 
     def replace(self, *, source: str = "config", **changes: Any) -> TrainConfig:
         """Return a copy with ``changes`` applied after type checks."""
         return self._apply(changes, source)
+
+    def with_values(self, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Return a copy with a table of ``values`` (e.g. a recipe file's) applied, checked."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: a config must be a table of keys")
+        return self._apply(values, source)
 
     def _apply(self, changes: dict[Any, Any], source: str) -> TrainConfig:
         hints = typing.get_type_hints(type(self))
@@ -187,17 +196,53 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read a config from ``.json`` or ``.toml``."""
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-            values = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
-        except (OSError, ValueError, RecursionError, tomllib.TOMLDecodeError) as exc:
-            # RecursionError: absurdly deep nesting ("a = [[[[...").
-            raise ConfigError(f"{path}: cannot read config ({exc})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: a config must be a table of keys")
-        return cls.from_dict(values, source=str(path))
+        """Read a config from ``.json`` or ``.toml`` (keys not in the file keep their defaults)."""
+        return cls.from_dict(read_values(path), source=str(path))
+
+
+def read_values(path: str | Path) -> dict[str, Any]:
+    """The table of keys in a ``.json`` or ``.toml`` config file (not yet checked).
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or is not a table.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        values = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+    except (OSError, ValueError, RecursionError, tomllib.TOMLDecodeError) as exc:
+        # RecursionError: absurdly deep nesting ("a = [[[[...").
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config must be a table of keys")
+    return values
+
+
+PRESET_DEFAULT = "default"
+
+
+def presets_dir() -> Path:
+    """The folder of the named recipes (``configs/`` at the repository root)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "configs"  # where a wheel would carry them
+    return packaged if packaged.is_dir() else here.parent.parent / "configs"
+
+
+def list_presets() -> list[str]:
+    """Names of the recipes ``pixcolor train --preset`` knows (``configs/*.toml``), sorted."""
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+
+
+def load_preset(name: str) -> TrainConfig:
+    """The config of the named recipe ``configs/<name>.toml`` over the built-in defaults.
+
+    Raises:
+        ConfigError: no such preset, or a bad value in it.
+    """
+    path = presets_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(list_presets())}")
+    return TrainConfig.load(path)
 
 
 def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:

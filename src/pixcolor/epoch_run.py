@@ -8,6 +8,7 @@ to the resumed step, and the private random stream that training draws from.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from pixcolor import checkpoint as ckpt
@@ -26,6 +28,7 @@ from pixcolor.errors import CheckpointError, PixcolorError
 from pixcolor.interrupt import GracefulInterrupt
 from pixcolor.random_stream import PrivateRNG
 from pixcolor.run_folder import RunFolder, Writers
+from pixcolor.tensorboard_log import TensorBoardLog
 from pixcolor.visualize import plot_curves
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,9 @@ class EpochRun:
     config: Any
     device: torch.device
     folder: RunFolder
+    # Write the full training state into best and epoch_N too (the layout of run folders
+    # before generator-only epochs, which still resume; SRCNN's state is a few hundred KB).
+    full_state_everywhere = False
 
     def _init_run(self, dist: DistContext | None = None) -> None:
         self.dist = dist or DistContext.single()
@@ -85,6 +91,7 @@ class EpochRun:
         self.global_step = 0
         # Under torchrun, Ctrl-C reaches the agent, which stops every worker: no graceful save.
         self._interrupt = GracefulInterrupt(enabled=not self.dist.enabled)
+        self.tensorboard = TensorBoardLog(self.folder.root, enabled=self.dist.is_main)
 
     # --- hooks ---------------------------------------------------------------------------
     def _run_epoch(self, stop_at_step: int | None) -> bool:
@@ -114,7 +121,7 @@ class EpochRun:
         if self.dist.is_main:
             self.folder.save_config(cfg)
         self._log_start()
-        with self.rng.active(), self._interrupt:
+        with self.rng.active(), self._interrupt, contextlib.closing(self.tensorboard):
             while self.epoch < cfg.epochs:
                 if not self._run_epoch(stop_at_step):
                     self.save_checkpoint("last")
@@ -164,9 +171,15 @@ class EpochRun:
         )
 
     def log_row(self, row: Mapping[str, Any]) -> None:
-        """Append a row to ``metrics.jsonl`` (rank 0 only)."""
+        """Append a row to ``metrics.jsonl``, and to TensorBoard when installed (rank 0 only)."""
         if self.dist.is_main:
             self.folder.log(row)
+            self.tensorboard.row(row)
+
+    def log_image(self, tag: str, image: Image.Image) -> None:
+        """Show an image (the validation grid) in TensorBoard at the current step."""
+        if self.dist.is_main:
+            self.tensorboard.image(tag, image, self.global_step)
 
     def diverged_where(self) -> str:
         """The end of a divergence message: where, and which checkpoint is good."""
@@ -177,10 +190,15 @@ class EpochRun:
 
     # --- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, name: str) -> Path | None:
-        """Write ``checkpoints/<name>`` atomically (rank 0 only); returns its folder."""
+        """Write ``checkpoints/<name>`` atomically (rank 0 only); returns its folder.
+
+        ``last`` holds the full training state; ``best`` and ``epoch_N`` the network alone,
+        unless :attr:`full_state_everywhere` is set.
+        """
         if not self.dist.is_main:
             return None
-        return self.folder.write_checkpoint(name, self._checkpoint_files(full=True))
+        full = name == "last" or self.full_state_everywhere
+        return self.folder.write_checkpoint(name, self._checkpoint_files(full=full))
 
     def resume(self, folder: str | Path | None = None, *, missing_ok: bool = False) -> Path | None:
         """Restore everything from ``folder`` (default: the newest good checkpoint of the run).

@@ -140,6 +140,8 @@ def cudnn_benchmark(enabled: bool) -> Iterator[None]:
 class SRTrainer(EpochRun):
     """Train SRCNN as ``config`` says; ``fit()``, ``resume()``, ``export()``."""
 
+    full_state_everywhere = True  # a few hundred KB: a corrupt last falls back to an epoch
+
     def __init__(self, config: SRTrainConfig) -> None:
         self.config = cfg = config
         self.device = resolve_device(cfg.device)

@@ -20,30 +20,32 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from pixcolor.augment import resize
-from pixcolor.color import denormalize_ab, lab_normalized_to_rgb, rgb_to_lab_normalized
+from pixcolor.color import rgb_to_lab_normalized
 from pixcolor.config import TrainConfig
 from pixcolor.device import resolve_device
 from pixcolor.distributed import DistContext
 from pixcolor.epoch_run import EpochRun, LogWindow, scheduler_order_warning_ignored
 from pixcolor.errors import CheckpointError, PixcolorError
 from pixcolor.losses import GANLoss, spread_loss
-from pixcolor.metrics import ab_l1, psnr
 from pixcolor.run_folder import RunFolder, Writers
 from pixcolor.train_checkpoint import checkpoint_files, load_checkpoint
 from pixcolor.train_setup import (
     BinLogits,
     EpochSampler,
+    ValidationScores,
     build_datasets,
     build_models,
+    checkpoint_megabytes,
     class_weights_for,
     encoder_of,
+    load_init_weights,
     load_teacher,
     make_train_loader,
     no_sync,
     prepare_batch,
     resolve_precision,
 )
-from pixcolor.visualize import comparison_grid, save_png
+from pixcolor.visualize import save_png
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Trainer(EpochRun):
             )
         with self.rng.active():  # initial weights come from the run's seed
             self._build_networks()
+        if config.init_from:
+            load_init_weights(self.G_raw, config)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.G_raw.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D_raw.parameters(), lr=config.lr_d, betas=betas)
@@ -298,11 +302,11 @@ class Trainer(EpochRun):
     # --- validation ----------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        """Validation L1 (ab, Lab units) and PSNR (8-bit RGB) over the whole val set; grid PNG."""
+        """Score the whole val set (see :class:`~pixcolor.train_setup.ValidationScores`),
+        log the scores and save the comparison grid."""
         self.G.eval()
         cfg = self.config
-        sums = torch.zeros(3, dtype=torch.float64)  # L1 sum, PSNR sum, images
-        grid_cols: list[list[Tensor]] = [[], [], []]
+        scores = ValidationScores(cfg.grid_images)
         sampler = EpochSampler(
             len(self.val_set), cfg.seed, 0, cfg.batch_size, shuffle=False, dist=self.dist
         )
@@ -312,27 +316,19 @@ class Trainer(EpochRun):
             L, ab = rgb_to_lab_normalized(rgb)
             with self._autocast():
                 pred, _ = self._generate(L, train=False)
-            pred = pred.float()
-            out = lab_normalized_to_rgb(L, pred)
-            sums[0] += ab_l1(denormalize_ab(pred), denormalize_ab(ab)).sum().item()
-            sums[1] += psnr(out, rgb).sum().item()
-            sums[2] += rgb.shape[0]
-            take = cfg.grid_images - sum(t.shape[0] for t in grid_cols[0])
-            if take > 0:
-                gray = lab_normalized_to_rgb(L[:take], torch.zeros_like(ab[:take]))
-                for col, t in zip(grid_cols, (gray, out[:take], rgb[:take]), strict=True):
-                    col.append(t.cpu())
-        l1_sum, psnr_sum, n = self.dist.all_reduce_sum(sums.float()).tolist()
-        metrics = {"val_l1": l1_sum / max(n, 1), "val_psnr": psnr_sum / max(n, 1)}
+            scores.add(L, ab, pred.float(), rgb)
+        metrics = scores.result(self.dist)
         self.log_row({"kind": "val", "epoch": self.epoch, "step": self.global_step, **metrics})
-        if self.dist.is_main and grid_cols[0]:
-            grid = comparison_grid([torch.cat(c) for c in grid_cols], ["gray", "pixcolor", "truth"])
+        grid = scores.grid()
+        if self.dist.is_main and grid is not None:
             save_png(grid, self.out / "grids" / f"epoch_{self.epoch:04d}.png")
+            self.log_image("val/grid", grid)
         log.info(
-            "epoch %d: val L1 %.3f (ab units), val PSNR %.2f dB",
+            "epoch %d: val L1 %.3f (ab units), PSNR %.2f dB, colour spread %.2f of the truth's",
             self.epoch,
             metrics["val_l1"],
             metrics["val_psnr"],
+            metrics["val_spread"],
         )
         self._train_mode()
         return metrics
@@ -349,6 +345,12 @@ class Trainer(EpochRun):
             f"{prec}, G {cfg.generator} ({n_g:.1f}M params), batch {cfg.batch_size} x {world} "
             f"process(es) x {cfg.grad_accum} accum = global batch "
             f"{cfg.batch_size * world * cfg.grad_accum}"
+        )
+        full, generator = checkpoint_megabytes(self.G_raw, self.D_raw)
+        log.info(
+            f"each checkpoint writes: last {full:.0f} MB (full training state, for --resume); "
+            f"best and epoch_N {generator:.0f} MB (generator only), the newest "
+            f"{cfg.keep_last} epoch_N kept"
         )
 
     # --- checkpoints ---------------------------------------------------------------------

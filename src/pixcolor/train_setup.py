@@ -6,19 +6,23 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pixcolor.augment import batch_generator, random_flip, random_resized_crop, resize
-from pixcolor.color import rgb_to_lab_normalized
+from pixcolor.color import denormalize_ab, lab_normalized_to_rgb, rgb_to_lab_normalized
 from pixcolor.config import TrainConfig
 from pixcolor.data import ColorizationDataset
 from pixcolor.device import fast_bf16
 from pixcolor.distributed import DistContext
 from pixcolor.errors import ConfigError, PixcolorError
+from pixcolor.metrics import ab_l1, colour_spread, psnr
 from pixcolor.models import create_discriminator, create_generator
+from pixcolor.visualize import comparison_grid
 
 # Images used to estimate the ab prior for class rebalancing (head="bins").
 PRIOR_IMAGES = 512
@@ -101,6 +105,43 @@ def encoder_of(generator: nn.Module) -> nn.Module:
             f"{type(generator).__name__} has none"
         )
     return encoder
+
+
+def load_init_weights(generator: nn.Module, config: TrainConfig) -> None:
+    """Copy the generator weights of ``config.init_from`` (a checkpoint or model folder).
+
+    Raises:
+        ConfigError: the folder is missing, or holds another architecture.
+        CheckpointError: the weights are unreadable or do not fit.
+    """
+    from pixcolor.models import hub  # the one loader of weights
+
+    path = Path(config.init_from or "")
+    if not path.exists():
+        raise ConfigError(f"--init-from {path}: no such checkpoint folder or weights file")
+    weights, model_config = hub.read_config(path)
+    want = {"arch": config.generator, "kwargs": generator_kwargs(config)}
+    have = {"arch": model_config.get("arch"), "kwargs": model_config.get("kwargs", {})}
+    if have != want:
+        raise ConfigError(
+            f"--init-from {path}: holds {have['arch']} {have['kwargs']}, but this run trains "
+            f"{want['arch']} {want['kwargs']}"
+        )
+    hub.load_weights(generator, weights)
+
+
+def checkpoint_megabytes(generator: nn.Module, discriminator: nn.Module) -> tuple[float, float]:
+    """Sizes in MB of a full checkpoint (G, D and Adam's two moments of every trained
+    parameter) and of a generator-only one, as they will be written."""
+
+    def nbytes(tensors) -> int:
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    g = nbytes(generator.state_dict().values())
+    d = nbytes(discriminator.state_dict().values())
+    trained = [p for m in (generator, discriminator) for p in m.parameters() if p.requires_grad]
+    adam = 2 * sum(p.numel() * 4 for p in trained)  # exp_avg and exp_avg_sq, fp32
+    return (g + d + adam) / 1e6, g / 1e6
 
 
 def generator_kwargs(config: TrainConfig) -> dict:
@@ -254,6 +295,50 @@ def load_teacher(name: str, student: nn.Module, device: torch.device) -> nn.Modu
     ):
         raise ConfigError(f"teacher {name}: its ab bins differ from the student's")
     return teacher.to(device).eval().requires_grad_(False)
+
+
+class ValidationScores:
+    """Sums of the validation metrics over batches, and the first images for the grid.
+
+    Args:
+        grid_images: how many images the comparison grid shows (gray, prediction, truth).
+    """
+
+    def __init__(self, grid_images: int) -> None:
+        self.sums = torch.zeros(5, dtype=torch.float64)  # L1, PSNR, spread out, truth, images
+        self.columns: list[list[Tensor]] = [[], [], []]
+        self.grid_images = grid_images
+
+    def add(self, L: Tensor, ab: Tensor, pred: Tensor, rgb: Tensor) -> None:
+        """Score a batch: ``L (B,1,S,S)``, true and predicted ``ab (B,2,S,S)`` (normalised),
+        true ``rgb (B,3,S,S)`` in [0, 1]."""
+        out = lab_normalized_to_rgb(L, pred)
+        self.sums[0] += ab_l1(denormalize_ab(pred), denormalize_ab(ab)).sum().item()
+        self.sums[1] += psnr(out, rgb).sum().item()
+        self.sums[2] += colour_spread(out * 255).sum().item()
+        self.sums[3] += colour_spread(rgb * 255).sum().item()
+        self.sums[4] += rgb.shape[0]
+        take = self.grid_images - sum(t.shape[0] for t in self.columns[0])
+        if take > 0:
+            gray = lab_normalized_to_rgb(L[:take], torch.zeros_like(ab[:take]))
+            for col, t in zip(self.columns, (gray, out[:take], rgb[:take]), strict=True):
+                col.append(t.cpu())
+
+    def result(self, dist: DistContext) -> dict[str, float]:
+        """``val_l1`` (ab, Lab units), ``val_psnr`` (dB, 8-bit RGB) and ``val_spread`` (the
+        outputs' colour spread as a fraction of the truths'), over every rank's images."""
+        l1, psnr_sum, spread, truth, n = dist.all_reduce_sum(self.sums.float()).tolist()
+        return {
+            "val_l1": l1 / max(n, 1),
+            "val_psnr": psnr_sum / max(n, 1),
+            "val_spread": spread / max(truth, 1e-9),
+        }
+
+    def grid(self) -> Image.Image | None:
+        """The comparison grid of the first images (None without any)."""
+        if not self.columns[0]:
+            return None
+        return comparison_grid([torch.cat(c) for c in self.columns], ["gray", "pixcolor", "truth"])
 
 
 def num_steps(n: int, batch_size: int, world_size: int = 1) -> int:
