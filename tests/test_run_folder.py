@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from train_helpers import TINY_UNET, tiny_train_config
 
-from pixcolor import atomic, run_folder
+from pixcolor import atomic, run_folder, tensorboard_log, visualize
 from pixcolor import checkpoint as ckpt
 from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
@@ -143,7 +143,7 @@ def _train_args(tmp_path: Path, *extra: str) -> list[str]:
     data = tmp_path / "data"
     source = str(data) if data.exists() else _images(data, 4, 32)
     return [
-        "train", "--data", source, "--out", str(tmp_path / "run"), "--size", "32",
+        "train", "--preset", "seed", "--data", source, "--out", str(tmp_path / "run"), "--size", "32",
         "--generator", "unet", "--generator-kwargs", json.dumps(TINY_UNET),
         "--discriminator-kwargs", '{"base_channels": 8}', "--batch-size", "2", "--epochs", "1",
         "--num-workers", "0", "--precision", "fp32", *extra,
@@ -254,3 +254,55 @@ def test_export_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path, monk
     assert len(err) == 1 and "model.safetensors: cannot write: No space left on device" in err[0]
     assert "unchanged" in err[0]
     assert _snapshot(out) == before  # the earlier export intact, no temp file left
+
+
+# --- TensorBoard and curves ---------------------------------------------------------------------
+
+
+def _validated_run(tmp_path: Path) -> Trainer:
+    source = _images(tmp_path / "data", 4, 32)
+    config = tiny_train_config(
+        data=source, val=source, out=str(tmp_path / "run"), epochs=1, log_every=1, grid_images=2
+    )
+    return Trainer(config)
+
+
+def test_tensorboard_scalars_and_grid_beside_the_log(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _validated_run(tmp_path).fit()
+    run = tmp_path / "run"
+    assert list(run.glob("events.out.tfevents.*"))  # beside metrics.jsonl
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    scalars, images = set(events.Tags()["scalars"]), events.Tags()["images"]
+    assert {"train/loss_l1", "train/loss_d", "speed/img_per_s", "lr/lr_g"} <= scalars
+    assert {"val/val_psnr", "val/val_l1", "val/val_spread"} <= scalars
+    assert images == ["val/grid"]
+    (val,) = [r for r in _rows(run) if r["kind"] == "val"]
+    (psnr,) = events.Scalars("val/val_psnr")
+    assert psnr.step == val["step"] and psnr.value == pytest.approx(val["val_psnr"], rel=1e-6)
+    train_steps = [e.step for e in events.Scalars("train/loss_l1")]
+    assert train_steps == [r["step"] for r in _rows(run) if r["kind"] == "train"]
+
+
+def test_without_tensorboard_only_the_log_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(tensorboard_log, "available", lambda: False)
+    _validated_run(tmp_path).fit()
+    run = tmp_path / "run"
+    assert not list(run.glob("events.out.tfevents.*"))
+    assert {r["kind"] for r in _rows(run)} == {"train", "val"}
+
+
+def test_curves_mark_each_point_of_a_short_run(tmp_path, monkeypatch):
+    rows = [{"kind": "train", "step": s, "epoch": 1, "loss_l1": 1 / s} for s in (1, 2)]
+    rows.append({"kind": "val", "step": 2, "epoch": 1, "val_psnr": 20.0})
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(visualize, "save_figure", lambda fig, out: figures.append(fig) or out)
+    visualize.plot_curves(log, tmp_path / "curves.png")
+    lines = [line for ax in figures[0].axes for line in ax.get_lines()]
+    assert len(lines) == 2 and all(line.get_marker() == "o" for line in lines)
+    assert [len(line.get_xdata()) for line in lines] == [2, 1]  # the lone val point is drawn

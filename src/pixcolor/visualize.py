@@ -49,6 +49,10 @@ def save_png(image: Image.Image, path: Path) -> Path:
     return path
 
 
+# Series with at most this many points are drawn with a marker at each point.
+FEW_POINTS = 30
+
+
 def plot_curves(jsonl: Path, out: Path) -> Path | None:
     """Plot every numeric series of a metrics JSONL file against ``step`` into a PNG.
 
@@ -77,8 +81,9 @@ def plot_curves(jsonl: Path, out: Path) -> Path | None:
     for ax, key in zip(axes.flat, keys_t + keys_v, strict=False):
         src = train if key in keys_t else val
         pts = [(r["step"], r[key]) for r in src if isinstance(r.get(key), (int, float))]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), marker="." if src is val else None)
+        if pts:  # markers when there are few points: a short run still shows something
+            marker = "o" if len(pts) <= FEW_POINTS else ("." if src is val else None)
+            ax.plot(*zip(*pts, strict=True), marker=marker, markersize=4)
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
