@@ -119,7 +119,7 @@ def test_page_and_static_files_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'type="file"' in page.text and 'name="viewport"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("app.js", "zip.js", "style.css"):
+    for name in ("app.js", "download.js", "zip.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "http" not in page.text.replace('href="/static', "")  # no external assets
 
