@@ -46,7 +46,8 @@ def averaged(predicts: list, L, **kw):
     return torch.stack([predict(L, **kw) for predict in predicts]).mean(0)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--images", required=True)
@@ -61,8 +62,12 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=None)
-    args = p.parse_args()
+    return p.parse_args()
 
+
+def main() -> None:
+    """Score every (checkpoint group, size, T, gains, flip) and print one JSON row each."""
+    args = parse_args()
     found, _ = collect_inputs([args.images])
     truths = [np.asarray(read_image(f.path)) for f in found[: args.limit]]
     grays = [gray_uint8(t) for t in truths]

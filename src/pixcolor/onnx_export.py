@@ -101,6 +101,57 @@ def _metadata(config: dict[str, Any], kind: str, stride: int, size: int) -> dict
     }
 
 
+def _export(
+    net: nn.Module,
+    example: torch.Tensor,
+    names: tuple[str, str],
+    stride: int,
+    opset: int,
+    what: str,
+) -> Any:
+    """The ONNX ``ModelProto`` of ``net`` traced at ``example``, dynamic in batch, H and W."""
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    if stride > 1:
+        h = stride * torch.export.Dim("h", min=1, max=16384 // stride)
+        w = stride * torch.export.Dim("w", min=1, max=16384 // stride)
+    else:
+        h, w = torch.export.Dim("h", min=8, max=16384), torch.export.Dim("w", min=8, max=16384)
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                net,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[names[0]],
+                output_names=[names[1]],
+                dynamic_shapes={_forward_arg(net): {0: batch, 2: h, 3: w}},
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter's errors are pages long: keep the first line
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise PixcolorError(f"{what}: ONNX export failed ({type(exc).__name__}: {first})") from exc
+    return program.model_proto
+
+
+def _worst_difference(net: nn.Module, data: bytes, input_name: str, inputs: list) -> float:
+    """Largest |onnxruntime - PyTorch| over ``inputs``; PixcolorError above :data:`ATOL`."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for x in inputs:
+        with torch.inference_mode():
+            ref = net(x).numpy()
+        got = session.run(None, {input_name: x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise PixcolorError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    if not worst <= ATOL:
+        raise PixcolorError(f"onnxruntime differs from PyTorch by {worst:.3g} (> {ATOL})")
+    return worst
+
+
 def export_onnx(
     name_or_path: str | Path,
     out: str | Path,
@@ -136,7 +187,6 @@ def export_onnx(
     """
     _require_onnx()
     import onnx
-    import onnxruntime as ort
 
     net, config, kind = _load(
         name_or_path, temperature=temperature, chroma_gain=chroma_gain, cast_gain=cast_gain
@@ -148,51 +198,17 @@ def export_onnx(
         size = check_size(config.get("size", DEFAULT_SIZE) if size is None else size, "size")
     side = max(stride, -(-size // stride) * stride)
     names = ("y", "y_sr") if kind == "srcnn" else ("l_norm", "ab_norm")
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    if stride > 1:
-        h = stride * torch.export.Dim("h", min=1, max=16384 // stride)
-        w = stride * torch.export.Dim("w", min=1, max=16384 // stride)
-    else:
-        h, w = torch.export.Dim("h", min=8, max=16384), torch.export.Dim("w", min=8, max=16384)
     gen = torch.Generator().manual_seed(0)
     example = _random_input((1, 1, side, side), kind, gen)
-    try:
-        with _quiet():
-            program = torch.onnx.export(
-                net,
-                (example,),
-                dynamo=True,
-                opset_version=opset,
-                input_names=[names[0]],
-                output_names=[names[1]],
-                dynamic_shapes={_forward_arg(net): {0: batch, 2: h, 3: w}},
-                verbose=False,
-            )
-    except Exception as exc:  # the exporter's errors are pages long: keep the first line
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise PixcolorError(
-            f"{name_or_path}: ONNX export failed ({type(exc).__name__}: {first})"
-        ) from exc
-    model = program.model_proto
+    model = _export(net, example, names, stride, opset, str(name_or_path))
     for key, value in _metadata(config, kind, stride, size).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     data = model.SerializeToString()
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     other = (2, 1, side + stride * max(1, 8 // stride), max(stride, side - stride))
     shapes = ((1, 1, side, side), other)
-    worst = 0.0
-    for shape in shapes:
-        x = _random_input(shape, kind, gen)
-        with torch.inference_mode():
-            ref = net(x).numpy()
-        got = session.run(None, {names[0]: x.numpy()})[0]
-        if got.shape != ref.shape:
-            raise PixcolorError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")
-        worst = max(worst, float(np.abs(got - ref).max()))
-    if not worst <= ATOL:
-        raise PixcolorError(f"onnxruntime differs from PyTorch by {worst:.3g} (> {ATOL})")
+    worst = _worst_difference(net, data, names[0], [_random_input(s, kind, gen) for s in shapes])
     out = Path(out)
     atomic_write_bytes(out, data)  # only a file that passed the check is written
     return OnnxExport(out, kind, names[0], names[1], stride, worst, shapes)

@@ -75,6 +75,35 @@ def picks(results: Sequence[ImageScores], method: str) -> list[tuple[str, ImageS
     return [("best", ranked[0]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[-1])]
 
 
+# Columns of the report's tables: (metric key, heading, decimals).
+HTML_COLUMNS = (
+    ("psnr", "PSNR dB", 2),
+    ("ssim", "SSIM", 4),
+    ("colourfulness", "CF", 2),
+    ("spread", "spread", 2),
+    ("spread_ratio", "spread / truth", 2),
+    ("dCF", "dCF", 2),
+    ("ab_l1", "ab L1", 2),
+)
+
+
+def _html_tables(table: dict) -> list[str]:
+    """One HTML table of method x metric means per group."""
+    parts = []
+    for group, means in table.items():
+        n = int(next(iter(means.values()))["n"])
+        parts.append(f"<h2>{html.escape(group)} ({n} images)</h2><table><tr><th>method</th>")
+        parts += [f"<th>{h}</th>" for _, h, _ in HTML_COLUMNS] + ["</tr>"]
+        for method, row in means.items():
+            parts.append(f"<tr><td>{html.escape(method)}</td>")
+            parts += [
+                f"<td>{row[k]:.{d}f}</td>" if k in row else "<td>-</td>" for k, _, d in HTML_COLUMNS
+            ]
+            parts.append("</tr>")
+        parts.append("</table>")
+    return parts
+
+
 def write_html(
     path: Path,
     table: dict,
@@ -97,24 +126,7 @@ def write_html(
         "<h1>pixcolor evaluation</h1>",
         f"<p>{html.escape(json.dumps(meta))}</p>",
     ]
-    cols = [
-        ("psnr", "PSNR dB", 2),
-        ("ssim", "SSIM", 4),
-        ("colourfulness", "CF", 2),
-        ("spread", "spread", 2),
-        ("spread_ratio", "spread / truth", 2),
-        ("dCF", "dCF", 2),
-        ("ab_l1", "ab L1", 2),
-    ]
-    for group, means in table.items():
-        n = int(next(iter(means.values()))["n"])
-        parts.append(f"<h2>{html.escape(group)} ({n} images)</h2><table><tr><th>method</th>")
-        parts += [f"<th>{h}</th>" for _, h, _ in cols] + ["</tr>"]
-        for method, row in means.items():
-            parts.append(f"<tr><td>{html.escape(method)}</td>")
-            parts += [f"<td>{row[k]:.{d}f}</td>" if k in row else "<td>-</td>" for k, _, d in cols]
-            parts.append("</tr>")
-        parts.append("</table>")
+    parts += _html_tables(table)
     parts.append(f"<h2>Best, median and worst by {html.escape(model)} PSNR</h2>")
     for label, r in picks(results, model):
         shots = images.get(r.path)

@@ -20,6 +20,7 @@ import urllib.request
 import zipfile
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from tqdm import tqdm
 
@@ -200,12 +201,28 @@ def download(
     part = dest.with_name(dest.name + ".part")
     if size is not None and part.exists() and part.stat().st_size > size:
         part.unlink()
+    _fetch(url, part, size, retries, progress=progress, chunk_size=chunk_size, timeout=timeout)
+    problem = _check(part, **expect)
+    if problem is not None:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: {problem}")
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, size: int | None, retries: int, **fetch_options: Any) -> None:
+    """Fill ``part`` from ``url``, resuming after a broken transfer up to ``retries`` times.
+
+    Raises:
+        DownloadError: a network error, or still broken after the retries (``part`` is kept,
+            so a later run resumes).
+    """
     for attempt in range(retries + 1):
         if size is not None and part.exists() and part.stat().st_size == size:
-            break
+            return
         try:
-            _fetch_once(url, part, progress=progress, chunk_size=chunk_size, timeout=timeout)
-            break
+            _fetch_once(url, part, **fetch_options)
+            return
         except _TransferBrokenError as exc:
             if exc.restart:
                 part.unlink(missing_ok=True)
@@ -216,12 +233,6 @@ def download(
             logger.warning("%s: %s; resuming (attempt %d)", url, exc, attempt + 2)
         except _NETWORK_ERRORS as exc:
             raise DownloadError(f"{url}: {exc}; run again to resume {part}") from exc
-    problem = _check(part, **expect)
-    if problem is not None:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: {problem}")
-    os.replace(part, dest)
-    return dest
 
 
 def _member_problem(name: str, root: Path) -> str | None:

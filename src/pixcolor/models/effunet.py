@@ -75,6 +75,35 @@ def _decoder(
     return ups, nn.Conv2d(prev, head_out, 1)
 
 
+def _argument_problem(
+    in_channels: int,
+    out_channels: int,
+    decoder_channels: tuple[int, ...],
+    head: str,
+    num_bins: int,
+    temperature: float,
+    chroma_gain: float,
+    cast_gain: float | None,
+    dropout: float,
+    members: int,
+) -> str | None:
+    """What is wrong with :class:`EffUNet`'s arguments, or ``None``."""
+    checks = (
+        (in_channels in (1, 3), f"in_channels must be 1 or 3, got {in_channels}"),
+        (len(decoder_channels) == 5 and min(decoder_channels) >= 1,
+         f"decoder_channels needs 5 positive ints, got {decoder_channels}"),
+        (head in ("tanh", "bins"), f"head must be 'tanh' or 'bins', got {head!r}"),
+        (head != "bins" or (out_channels == 2 and num_bins >= 0),
+         "head='bins' predicts ab: needs out_channels=2 and num_bins >= 0"),
+        (temperature > 0, f"temperature must be > 0, got {temperature}"),
+        (0 < chroma_gain <= 4, f"chroma_gain must be in (0, 4], got {chroma_gain}"),
+        (cast_gain is None or 0 <= cast_gain <= 4, f"cast_gain must be in [0, 4], got {cast_gain}"),
+        (0 <= dropout < 1, f"dropout must be in [0, 1), got {dropout}"),
+        (members >= 1, f"members must be >= 1, got {members}"),
+    )  # fmt: skip
+    return next((message for ok, message in checks if not ok), None)
+
+
 class DecoderMember(nn.Module):
     """A further decoder and head of an :class:`EffUNet` ensemble (``members > 1``)."""
 
@@ -147,24 +176,12 @@ class EffUNet(nn.Module):
         members: int = 1,
     ) -> None:
         super().__init__()
-        if in_channels not in (1, 3):
-            raise ConfigError(f"in_channels must be 1 or 3, got {in_channels}")
-        if len(decoder_channels) != 5 or min(decoder_channels) < 1:
-            raise ConfigError(f"decoder_channels needs 5 positive ints, got {decoder_channels}")
-        if head not in ("tanh", "bins"):
-            raise ConfigError(f"head must be 'tanh' or 'bins', got {head!r}")
-        if head == "bins" and (out_channels != 2 or num_bins < 0):
-            raise ConfigError("head='bins' predicts ab: needs out_channels=2 and num_bins >= 0")
-        if not temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {temperature}")
-        if not 0 < chroma_gain <= 4:
-            raise ConfigError(f"chroma_gain must be in (0, 4], got {chroma_gain}")
-        if cast_gain is not None and not 0 <= cast_gain <= 4:
-            raise ConfigError(f"cast_gain must be in [0, 4], got {cast_gain}")
-        if not 0 <= dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
-        if members < 1:
-            raise ConfigError(f"members must be >= 1, got {members}")
+        problem = _argument_problem(
+            in_channels, out_channels, decoder_channels, head, num_bins, temperature,
+            chroma_gain, cast_gain, dropout, members,
+        )  # fmt: skip
+        if problem:
+            raise ConfigError(problem)
         self.in_channels = in_channels
         self.output_kind: str = head
         self.temperature = float(temperature)

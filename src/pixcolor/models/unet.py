@@ -39,6 +39,42 @@ def _up(in_ch: int, out_ch: int, bias: bool) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
+def _encoder(
+    in_channels: int, ch: list[int], norm: NormName, bias: bool, seed: bool
+) -> nn.ModuleList:
+    """``downs``: ``downs[i]`` maps ``(B, ch[i-1], H / 2**i, W / 2**i)`` to
+    ``(B, ch[i], H / 2**(i+1), W / 2**(i+1))`` (the input conv first, then LeakyReLU-conv-norm)."""
+    downs = nn.ModuleList([nn.Sequential(_down(in_channels, ch[0], bias))])
+    for i in range(1, len(ch) - 1):
+        downs.append(
+            nn.Sequential(
+                nn.LeakyReLU(0.2),
+                _down(ch[i - 1], ch[i], bias=True if seed else bias),
+                norm_layer(norm, ch[i]),
+            )
+        )
+    return downs
+
+
+def _decoder(
+    ch: list[int], norm: NormName, bias: bool, dropout: float, seed: bool
+) -> nn.ModuleList:
+    """``ups``, innermost first: level i takes cat(x, skip_i) with ``2 * ch[i]`` channels at
+    ``H / 2**(i+1)`` and returns ``ch[i-1]`` channels at ``H / 2**i``."""
+    ups = nn.ModuleList()
+    num_downs = len(ch)
+    for j, i in enumerate(range(num_downs - 2, 0, -1)):
+        layers: list[nn.Module] = [
+            nn.ReLU(),
+            _up(2 * ch[i], ch[i - 1], bias),
+            norm_layer(norm, ch[i - 1]),
+        ]
+        if dropout > 0 and (seed or j < num_downs - 5):
+            layers.append(nn.Dropout(dropout))
+        ups.append(nn.Sequential(*layers))
+    return ups
+
+
 class UNetGenerator(nn.Module):
     """Pix2Pix U-Net mapping lightness to chroma.
 
@@ -102,16 +138,7 @@ class UNetGenerator(nn.Module):
         bias = conv_bias(norm)
         ch = [base_channels * min(2**i, MAX_MULT) for i in range(num_downs)]
 
-        # Encoder: downs[i] maps (B, ch[i-1], H / 2**i, W / 2**i) -> (B, ch[i], H / 2**(i+1), ...).
-        self.downs = nn.ModuleList([nn.Sequential(_down(in_channels, ch[0], bias))])
-        for i in range(1, num_downs - 1):
-            self.downs.append(
-                nn.Sequential(
-                    nn.LeakyReLU(0.2),
-                    _down(ch[i - 1], ch[i], bias=True if seed else bias),
-                    norm_layer(norm, ch[i]),
-                )
-            )
+        self.downs = _encoder(in_channels, ch, norm, bias, seed)
 
         # Bottleneck: (B, ch[-2], H / 2**(n-1)) -> (B, ch[-1], H / 2**n) -> (B, ch[-2], H / 2**(n-1)).
         self.mid = nn.Sequential(
@@ -122,18 +149,7 @@ class UNetGenerator(nn.Module):
             norm_layer(norm, ch[-2]),
         )
 
-        # Decoder, innermost first: level i takes cat(x, skip_i) with 2 * ch[i] channels at
-        # H / 2**(i+1) and returns ch[i-1] channels at H / 2**i.
-        self.ups = nn.ModuleList()
-        for j, i in enumerate(range(num_downs - 2, 0, -1)):
-            layers: list[nn.Module] = [
-                nn.ReLU(),
-                _up(2 * ch[i], ch[i - 1], bias),
-                norm_layer(norm, ch[i - 1]),
-            ]
-            if dropout > 0 and (seed or j < num_downs - 5):
-                layers.append(nn.Dropout(dropout))
-            self.ups.append(nn.Sequential(*layers))
+        self.ups = _decoder(ch, norm, bias, dropout, seed)
 
         # Output: (B, 2 * ch[0] or ch[0], H / 2, W / 2) -> (B, out_channels, H, W) in [-1, 1].
         self.outer_skip = not seed
