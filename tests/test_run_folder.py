@@ -306,3 +306,10 @@ def test_curves_mark_each_point_of_a_short_run(tmp_path, monkeypatch):
     lines = [line for ax in figures[0].axes for line in ax.get_lines()]
     assert len(lines) == 2 and all(line.get_marker() == "o" for line in lines)
     assert [len(line.get_xdata()) for line in lines] == [2, 1]  # the lone val point is drawn
+
+
+def test_checkpoint_files_are_readable_by_all_like_every_other_file(tmp_path):
+    last = _colorizer(tmp_path).save_checkpoint("last")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in last.iterdir()}
+    assert set(modes.values()) == {0o644}, modes  # model.safetensors included
+    assert last.stat().st_mode & 0o777 == 0o755

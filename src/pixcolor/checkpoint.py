@@ -2,9 +2,10 @@
 
 A released model is a folder (or a ``.safetensors`` file with a ``.json`` beside it) holding
 ``model.safetensors`` and ``config.json`` (``{"arch": name, "kwargs": {...}, ...}``), as timm
-and whisper keep the architecture with the weights. A training checkpoint is a folder with the
-generator in that form plus ``discriminator.safetensors``, ``state.pt`` (optimisers, schedulers,
-scaler, RNG states, epoch, step) and ``manifest.json`` listing every file's size and SHA-256.
+and whisper keep the architecture with the weights; :mod:`pixcolor.models.hub` reads them. A
+training checkpoint is a folder with the generator in that form, ``manifest.json`` listing
+every file's size and SHA-256 and, in ``checkpoints/last``, ``discriminator.safetensors`` and
+``state.pt`` (optimisers, schedulers, scaler, random stream, epoch, step).
 Every file is written atomically; a checkpoint folder appears under its final name only once
 complete, so a crash leaves the previous checkpoint intact.
 """
@@ -101,33 +102,6 @@ def save_model(
     return folder
 
 
-def read_model_config(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Locate weights and config for ``path`` (a folder or a ``.safetensors`` file).
-
-    Returns:
-        (weights file, parsed config dict).
-    """
-    path = Path(path)
-    if path.is_dir():
-        weights, config_file = path / MODEL_FILE, path / MODEL_CONFIG
-    else:
-        weights = path
-        config_file = path.with_suffix(".json")
-        if not config_file.exists():
-            config_file = path.parent / MODEL_CONFIG
-    if not weights.is_file():
-        raise CheckpointError(f"{path}: no weights file ({weights.name}) found")
-    if weights.suffix != ".safetensors":
-        raise CheckpointError(f"{weights}: only .safetensors weights are loaded (no pickles)")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{config_file}: cannot read model config ({exc})") from None
-    if not isinstance(config, dict) or "arch" not in config:
-        raise CheckpointError(f"{config_file}: model config lacks 'arch'")
-    return weights, config
-
-
 def load_state_dict(weights: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file, turning any failure into a clear :class:`CheckpointError`."""
     try:
@@ -178,6 +152,7 @@ def write_checkpoint_dir(final: Path, files: Mapping[str, Any]) -> Path:
         manifest = {}
         for name, writer in files.items():
             writer(tmp / name)
+            os.chmod(tmp / name, atomic.FILE_MODE)  # safetensors' save_file makes files 0600
             manifest[name] = {
                 "size": (tmp / name).stat().st_size,
                 "sha256": sha256_file(tmp / name),

@@ -327,7 +327,7 @@ class SRTrainer(EpochRun):
     def _restore(self, folder: Path) -> None:
         if not (folder / "state.pt").is_file():
             raise CheckpointError(f"{folder}: holds the network only, not the state to resume")
-        ckpt.load_into(self.model, folder / ckpt.MODEL_FILE)
+        hub.load_weights(self.model, folder / ckpt.MODEL_FILE)
         state = ckpt.load_torch_state(folder / "state.pt")
         try:
             self.opt.load_state_dict(state["opt"])
@@ -342,7 +342,7 @@ class SRTrainer(EpochRun):
     @staticmethod
     def _checkpoint_metrics(folder: Path) -> dict[str, Any]:
         """The validation metrics saved with a checkpoint (older run folders: in state.pt)."""
-        _, model_config = ckpt.read_model_config(folder)
+        _, model_config = hub.read_config(folder)
         if "metrics" in model_config:
             return dict(model_config["metrics"])
         return dict(ckpt.load_torch_state(folder / "state.pt").get("last_val", {}))
@@ -355,7 +355,7 @@ class SRTrainer(EpochRun):
         best = self.folder.checkpoints / "best"
         if cfg.export_from == "best" and best.is_dir():
             model = SRCNN(**self.model_kwargs())
-            ckpt.load_into(model, best / ckpt.MODEL_FILE)
+            hub.load_weights(model, best / ckpt.MODEL_FILE)
             metrics = self._checkpoint_metrics(best)
         extra = {
             "scale": cfg.scale,

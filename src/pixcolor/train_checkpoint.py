@@ -21,6 +21,7 @@ from torch import nn
 from pixcolor import checkpoint as ckpt
 from pixcolor.config import TrainConfig
 from pixcolor.errors import CheckpointError
+from pixcolor.models import hub
 from pixcolor.run_folder import Writers
 from pixcolor.train_setup import generator_kwargs
 
@@ -85,7 +86,7 @@ def load_checkpoint(
             f"{folder}: holds the generator only, not the training state to resume; "
             f"start a new run from it with --init-from {folder}"
         )
-    ckpt.load_into(generator, folder / ckpt.MODEL_FILE)
+    hub.load_weights(generator, folder / ckpt.MODEL_FILE)
     if discriminator is not None:
-        ckpt.load_into(discriminator, folder / DISCRIMINATOR_FILE)
+        hub.load_weights(discriminator, folder / DISCRIMINATOR_FILE)
     return ckpt.load_torch_state(folder / STATE_FILE)
