@@ -187,15 +187,15 @@ def load_network(
         ``(network, config)``; ``config["kwargs"]`` holds the arguments it was built with.
 
     Raises:
-        PixcolorError: no such model, a model of the other kind, or a gain the model lacks or
-            out of range. ConfigError / CheckpointError: a bad config or bad weights.
+        PixcolorError: no such model, or a gain the model lacks or out of range.
+        CheckpointError: a model of the other kind, or bad weights; ConfigError: a bad config.
     """
     path = resolve(name_or_path, kind or "colorizer", scale=scale)
     weights, config = read_config(path)
     found = kind_of(config["arch"])
     if kind is not None and found != kind:
         article = {"colorizer": "a colorizer", "upscaler": "an upscaler"}
-        raise PixcolorError(f"{path}: {article[found]} ({config['arch']}), not {article[kind]}")
+        raise CheckpointError(f"{path}: {article[found]} ({config['arch']}), not {article[kind]}")
     config["kwargs"].update(_gains(config, gains))
     network = build(config, weights)
     load_weights(network, weights)
