@@ -22,6 +22,7 @@ from pixcolor.config import TrainConfig, load_preset, presets_dir
 from pixcolor.errors import CheckpointError, ConfigError
 from pixcolor.models import create_generator
 from pixcolor.train import Trainer
+from pixcolor.train_setup import checkpoint_megabytes
 
 
 def _photos(folder, n=6, size=(40, 48), seed=0):
@@ -370,3 +371,17 @@ def test_train_help_is_plain_text_with_defaults(capsys, monkeypatch):
     assert re.search(r"--augment \{flip,crop\}\s+flip: horizontal flips", out)
     assert re.search(r"--batch-size INT\s+images per step \(per process\) \(default: \d+\)", out)
     assert re.search(r"--channels-last, --no-channels-last\s+NHWC.*?\(default: on\)", out, re.S)
+
+
+def test_printed_checkpoint_sizes_match_what_is_written(tmp_path):
+    trainer = Trainer(_tiny(tmp_path, epochs=1))
+    full, generator = checkpoint_megabytes(trainer.G_raw, trainer.D_raw, gan=True)  # as printed
+    trainer.fit()
+
+    def megabytes(folder):
+        return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert megabytes(checkpoints / "last") == pytest.approx(full, rel=0.02)
+    assert megabytes(checkpoints / "best") == pytest.approx(generator, rel=0.02)
+    assert generator < full / 2

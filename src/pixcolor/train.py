@@ -346,7 +346,9 @@ class Trainer(EpochRun):
             f"process(es) x {cfg.grad_accum} accum = global batch "
             f"{cfg.batch_size * world * cfg.grad_accum}"
         )
-        full, generator = checkpoint_megabytes(self.G_raw, self.D_raw)
+        full, generator = checkpoint_megabytes(
+            self.G_raw, self.D_raw, gan=self.gan_loss is not None
+        )
         log.info(
             f"each checkpoint writes: last {full:.0f} MB (full training state, for --resume); "
             f"best and epoch_N {generator:.0f} MB (generator only), the newest "

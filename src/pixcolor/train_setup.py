@@ -130,17 +130,24 @@ def load_init_weights(generator: nn.Module, config: TrainConfig) -> None:
     hub.load_weights(generator, weights)
 
 
-def checkpoint_megabytes(generator: nn.Module, discriminator: nn.Module) -> tuple[float, float]:
-    """Sizes in MB of a full checkpoint (G, D and Adam's two moments of every trained
-    parameter) and of a generator-only one, as they will be written."""
+def checkpoint_megabytes(
+    generator: nn.Module, discriminator: nn.Module, *, gan: bool = True
+) -> tuple[float, float]:
+    """Sizes in MB of a full checkpoint and of a generator-only one, as they will be written.
+
+    A full one holds G, D and Adam's two fp32 moments of every parameter that trains (D's only
+    with a GAN loss: without one its optimiser never steps and keeps no state).
+    """
 
     def nbytes(tensors) -> int:
         return sum(t.numel() * t.element_size() for t in tensors)
 
     g = nbytes(generator.state_dict().values())
     d = nbytes(discriminator.state_dict().values())
-    trained = [p for m in (generator, discriminator) for p in m.parameters() if p.requires_grad]
-    adam = 2 * sum(p.numel() * 4 for p in trained)  # exp_avg and exp_avg_sq, fp32
+    trained = [p for p in generator.parameters() if p.requires_grad]
+    if gan:
+        trained += [p for p in discriminator.parameters() if p.requires_grad]
+    adam = 2 * sum(p.numel() * 4 for p in trained)  # exp_avg and exp_avg_sq
     return (g + d + adam) / 1e6, g / 1e6
 
 
