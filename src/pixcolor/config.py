@@ -40,7 +40,8 @@ def option(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on. Defaults follow the seed write-up."""
+    """Everything a training run depends on. Defaults follow the seed write-up (``pixcolor
+    train`` starts from the ``default`` preset instead: see :func:`load_preset`)."""
 
     # --- data ---
     data: str = option("", "training images: folder, .txt file list, or prepared cache folder")
@@ -138,8 +139,16 @@ class TrainConfig:
             (self.lambda_spread >= 0, "lambda_spread must be >= 0"),
             (0.0 <= self.bins_rebalance <= 1.0, "bins_rebalance must be in [0, 1]"),
             (self.epochs >= 1, "epochs must be >= 1"),
-            (0 <= self.pretrain_epochs <= self.epochs, "pretrain_epochs must be in [0, epochs]"),
-            (0 <= self.decay_epochs <= self.epochs, "decay_epochs must be in [0, epochs]"),
+            (
+                0 <= self.pretrain_epochs <= self.epochs,
+                f"pretrain_epochs ({self.pretrain_epochs}) must be in [0, epochs "
+                f"({self.epochs})]; with fewer --epochs, give --pretrain-epochs too",
+            ),
+            (
+                0 <= self.decay_epochs <= self.epochs,
+                f"decay_epochs ({self.decay_epochs}) must be in [0, epochs ({self.epochs})]; "
+                "with fewer --epochs, give --decay-epochs too",
+            ),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.grad_accum >= 1, "grad_accum must be >= 1"),
             (0 < self.lr_g < 1 and 0 < self.lr_d < 1, "learning rates must be in (0, 1)"),
