@@ -25,6 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pixcolor._version import __version__
+from pixcolor.atomic import atomic_write_bytes
 from pixcolor.errors import DownloadError
 
 logger = logging.getLogger(__name__)
@@ -358,9 +359,7 @@ def safe_extract(archive: str | Path, root: str | Path) -> list[Path]:
         raise DownloadError(
             f"{archive}: {'unsafe' if unsafe else 'corrupt'} archive ({exc})"
         ) from exc
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps({**stamp, "files": files}), encoding="utf-8")
-    os.replace(tmp, marker)
+    atomic_write_bytes(marker, json.dumps({**stamp, "files": files}).encode("utf-8"))
     return [root / f for f in files]
 
 

@@ -15,12 +15,12 @@ global state), after sorting the files so the result does not depend on director
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from pixcolor.atomic import atomic_write_bytes
 from pixcolor.errors import PixcolorError
 from pixcolor.files import collect_inputs
 
@@ -109,18 +109,6 @@ def seed_split(
     return train, val
 
 
-def _write_lines_atomic(path: Path, lines: Sequence[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(f"{line}\n" for line in lines)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_split(
     train: Sequence[str | Path], val: Sequence[str | Path], out_dir: str | Path
 ) -> tuple[Path, Path]:
@@ -136,6 +124,7 @@ def write_split(
     written = []
     for name, paths in ((TRAIN_LIST, train), (VAL_LIST, val)):
         target = out / name
-        _write_lines_atomic(target, [str(Path(p).absolute()) for p in paths])
+        text = "".join(f"{Path(p).absolute()}\n" for p in paths)
+        atomic_write_bytes(target, text.encode("utf-8"))
         written.append(target)
     return written[0], written[1]
