@@ -173,13 +173,7 @@ def _decode(
     instead of copied; a photo of 100 megapixels then costs one decoded copy, not two.
     """
     width, height = img.size
-    if width <= 0 or height <= 0:
-        raise ImageReadError(path, f"zero-size image ({width}x{height})")
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageReadError(
-            path,
-            f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}",
-        )
+    _check_pixels(height, width, max_pixels, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -305,13 +299,15 @@ def as_uint8_rgb(image: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXE
     )
 
 
-def _check_pixels(height: int, width: int, max_pixels: int | None) -> None:
-    """Refuse an in-memory image of zero size or over ``max_pixels``."""
+def _check_pixels(
+    height: int, width: int, max_pixels: int | None, path: str | Path | None = None
+) -> None:
+    """Refuse an image of zero size or over ``max_pixels`` (``path``: ``None`` in memory)."""
     if height <= 0 or width <= 0:
-        raise ImageReadError(None, f"zero-size image ({width}x{height})")
+        raise ImageReadError(path, f"zero-size image ({width}x{height})")
     if max_pixels is not None and height * width > max_pixels:
         raise ImageReadError(
-            None,
+            path,
             f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}",
         )
 
