@@ -13,9 +13,13 @@ from frame to frame. :class:`TemporalFilter` runs after the model, at its workin
 4. **Blend**: ``out = w * warped + (1 - w) * prediction`` with ``w = blend`` where trusted, so
    each output is an exponential average of predictions along the motion: the flicker falls,
    and errors cannot pile up, as every frame mixes in ``1 - blend`` of a fresh prediction.
-5. **Colour cast**: the frame's mean ab jumps most; before the blend, the prediction's mean ab
-   over the trusted pixels is pulled towards the warped history's by ``cast_follow``, so even
-   new content enters with the cast of the scene.
+
+This also steadies each frame's overall colour cast (the mean ab, which jumps most): pulling
+the prediction's mean ab towards the warped history's as well did not lower CDC further on
+12 synthetic clips of held-out photos (0.00209 with a pull of 0.3, 0.00203 without), so the
+filter does without it. ``blend`` was chosen on the same clips (``fast`` model, per-frame CDC
+0.0144): 0.85 left a warping-error ratio of 1.11, 0.90 gave 0.96, 0.93 gave 0.85 with CDC 86%
+lower, and 0.95 gave 0.78 but carries colours about 20 frames along.
 """
 
 from __future__ import annotations
@@ -36,8 +40,7 @@ FB_ABSOLUTE = 0.5  # pixels^2
 class TemporalOptions:
     """Settings of :class:`TemporalFilter`; the defaults were chosen on synthetic clips."""
 
-    blend: float = 0.85  # weight of the warped previous output where the flow is trusted
-    cast_follow: float = 0.8  # share of the gap to the history's mean ab closed per frame
+    blend: float = 0.93  # weight of the warped previous output where the flow is trusted
     cut_threshold: float = 0.3  # L-histogram distance (total variation, 0..1) of a scene cut
     min_trusted: float = 0.2  # start afresh when fewer pixels than this pass the flow checks
     max_l_change: float = 8.0  # Lab L units; a larger change along the flow is not trusted
@@ -46,8 +49,6 @@ class TemporalOptions:
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {self.blend}")
-        if not 0.0 <= self.cast_follow <= 1.0:
-            raise ValueError(f"cast_follow must be in [0, 1], got {self.cast_follow}")
         if not 0.0 < self.cut_threshold <= 1.0:
             raise ValueError(f"cut_threshold must be in (0, 1], got {self.cut_threshold}")
 
@@ -106,9 +107,9 @@ def trusted_flow(
     fwd = flow.calc(gray0, gray1, None)  # frame 0 -> frame 1
     grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
     coords = grid + back
-    round_trip = back + sample(fwd, coords)  # ~0 where both flows agree
-    err = (round_trip**2).sum(-1)
-    bound = FB_RELATIVE * ((back**2).sum(-1) + (sample(fwd, coords) ** 2).sum(-1)) + FB_ABSOLUTE
+    fwd_there = sample(fwd, coords)  # frame 0 -> 1 flow at each pixel's origin
+    err = ((back + fwd_there) ** 2).sum(-1)  # ~0 where both flows agree
+    bound = FB_RELATIVE * ((back**2).sum(-1) + (fwd_there**2).sum(-1)) + FB_ABSOLUTE
     x, y = coords[..., 0], coords[..., 1]
     inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
     return coords, inside & (err <= bound)
@@ -166,16 +167,11 @@ class TemporalFilter:
         return np.ascontiguousarray(np.moveaxis(out, -1, 0))
 
     def _blend(self, pred: np.ndarray, warped: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Blend ``warped`` into ``pred`` (both ``(h, w, 2)``) where ``ok``, with a cast shift."""
+        """Blend ``warped`` into ``pred`` (both ``(h, w, 2)``) where ``ok``."""
         opts = self.options
         trust = ok.astype(np.float32)
         if opts.mask_blur > 1:  # soft edges: no seams where trust switches on and off
             trust = cv2.blur(trust, (opts.mask_blur, opts.mask_blur)) * trust
         self.last_trusted = float(trust.mean())
-        weight = trust[..., None]
-        total = float(trust.sum())
-        shift = (
-            opts.cast_follow * ((warped * weight).sum((0, 1)) - (pred * weight).sum((0, 1))) / total
-        )
-        w = opts.blend * weight
-        return (w * warped + (1.0 - w) * (pred + shift.astype(np.float32))).astype(np.float32)
+        w = opts.blend * trust[..., None]
+        return (w * warped + (1.0 - w) * pred).astype(np.float32)
