@@ -116,6 +116,8 @@ def transcode_video(
                 return _transcode(inp, out, process, on_frame)
         except av.FFmpegError as exc:
             raise PixcolorError(f"{src}: cannot transcode ({_reason(exc)})") from None
+        except PixcolorError as exc:
+            raise PixcolorError(f"{src}: {exc}") from None
 
 
 def _transcode(inp, out, process: FrameProcessor, on_frame) -> int:
