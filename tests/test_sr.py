@@ -362,8 +362,8 @@ def test_upscale_cli(
     assert main([*one, "-o", str(out / "a"), "--format", "jpg"]) == 0
     assert Image.open(out / "a" / "x.jpg").format == "JPEG"
     before = (src / "a" / "x.png").read_bytes()
-    assert main([*one, "-o", str(src / "a"), "--overwrite"]) == 1  # never onto an input
-    assert "would overwrite the input" in capsys.readouterr().err
+    assert main([*one, "-o", str(src / "a"), "--overwrite"]) == 2  # never onto an input
+    assert "the output folder is the input folder" in capsys.readouterr().err
     assert (src / "a" / "x.png").read_bytes() == before
 
 
