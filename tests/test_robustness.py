@@ -771,7 +771,7 @@ def test_pickle_payload_as_weights_never_runs(tmp_path, capsys, name):
             load_model(source, device="cpu")
     from pixcolor.sr import load_upscaler
 
-    with pytest.raises(CheckpointError):
+    with pytest.raises(PixcolorError):  # refused: unreadable weights, or not an upscaler
         load_upscaler(weights, device="cpu")
     _photo(tmp_path / "in.png")
     args = [
