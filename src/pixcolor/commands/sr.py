@@ -49,10 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_upscale(args: argparse.Namespace) -> int:
     """Upscale every input into ``--out``; 1 when any input failed, else 0."""
-    from pixcolor.batch import run_batch
-    from pixcolor.sr import load_upscaler
+    from pixcolor.batch import check_folders, notice_if_slow, run_batch
 
-    upscaler = load_upscaler(args.model, scale=args.scale, device=args.device)
+    check_folders(args.inputs, args.out)
+    with notice_if_slow(f"loading the SRCNN x{args.scale} upscaler ..."):
+        from pixcolor.sr import load_upscaler
+
+        upscaler = load_upscaler(args.model, scale=args.scale, device=args.device)
     result = run_batch(
         args.inputs,
         args.out,
