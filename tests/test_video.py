@@ -189,3 +189,11 @@ def test_video_commands_start_without_torch_av_or_cv2():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_saturation_zero_gives_gray_frames(tmp_path):
+    write_frames(iter(clip(2)), tmp_path / "reel")
+    args = ["video", str(tmp_path / "reel"), "-o", str(tmp_path / "out"), "--saturation", "0"]
+    assert main([*args, *FAST]) == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "reel" / "frame_00001.png"))
+    assert np.abs(lab_of(out)[1:]).mean() < 1.0

@@ -127,7 +127,7 @@ def test_filter_steadies_a_flickering_prediction_without_washing_out():
         chroma_raw.append(mean_chroma(pred))
         chroma_out.append(mean_chroma(out))
         prev_raw, prev_out = pred, out
-    assert np.mean(out_jump) < 0.4 * np.mean(raw_jump)
+    assert np.mean(out_jump) < 0.6 * np.mean(raw_jump)  # the untrusted borders keep theirs
     assert np.mean(out_err) < np.mean(raw_err)  # averaging along the motion helps
     assert np.mean(chroma_out) > 0.9 * np.mean(chroma_raw)
 
