@@ -32,7 +32,7 @@ AB_BINS = 256
 
 def lab_of(rgb: np.ndarray) -> np.ndarray:
     """Lab ``(3, H, W)`` float32 of an ``(H, W, 3)`` uint8 RGB image (:mod:`pixcolor.color`)."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    t = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1).float() / 255.0
     return rgb_to_lab(t).numpy()
 
 
@@ -100,13 +100,13 @@ class ClipScorer:
         """Score one frame: ``truth`` and each output ``(H, W, 3)`` uint8 RGB."""
         lab_t = lab_of(truth)
         abs_ = {"truth": lab_t[1:]}
-        t = torch.from_numpy(np.ascontiguousarray(truth)).permute(2, 0, 1)[None]
+        t = torch.from_numpy(np.require(truth, requirements=("C", "W"))).permute(2, 0, 1)[None]
         for name in self.names:
             out = outputs[name]
             if out.shape != truth.shape:
                 raise ValueError(f"{name}: output {out.shape} differs from truth {truth.shape}")
             abs_[name] = lab_of(out)[1:]
-            o = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None]
+            o = torch.from_numpy(np.require(out, requirements=("C", "W"))).permute(2, 0, 1)[None]
             self._sums[name]["psnr"].append(float(metrics.psnr(o, t)[0]))
             if min(truth.shape[:2]) >= 11:
                 self._sums[name]["ssim"].append(float(metrics.ssim(o, t)[0]))
