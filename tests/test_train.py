@@ -385,3 +385,12 @@ def test_printed_checkpoint_sizes_match_what_is_written(tmp_path):
     assert megabytes(checkpoints / "last") == pytest.approx(full, rel=0.02)
     assert megabytes(checkpoints / "best") == pytest.approx(generator, rel=0.02)
     assert generator < full / 2
+
+
+def test_every_train_and_train_sr_flag_has_help():
+    from dataclasses import fields
+
+    from pixcolor.sr_config import SRTrainConfig
+
+    for cls in (TrainConfig, SRTrainConfig):
+        assert [f.name for f in fields(cls) if not f.metadata.get("help")] == [], cls

@@ -113,7 +113,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
     from pixcolor.commands._flags import add_dataclass_flags
-    from pixcolor.sr_train import SRTrainConfig
+    from pixcolor.sr_config import SRTrainConfig
 
     p = sub.add_parser(
         "train-sr",
@@ -129,7 +129,8 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train (or resume) an SRCNN run and export its weights."""
     from pixcolor.commands._flags import given_fields
-    from pixcolor.sr_train import SRTrainConfig, SRTrainer
+    from pixcolor.sr_config import SRTrainConfig
+    from pixcolor.sr_train import SRTrainer
 
     flags = given_fields(args, SRTrainConfig)
     config = SRTrainConfig()
