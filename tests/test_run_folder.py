@@ -25,6 +25,7 @@ from pixcolor.models import create_generator
 from pixcolor.run_folder import RunFolder
 from pixcolor.sr_train import SRTrainConfig, SRTrainer
 from pixcolor.train import Trainer
+from pixcolor.train_setup import EpochSampler, make_train_loader
 
 HALF_LINE = '{"kind": "train", "epoch": 1, "st'  # what a kill mid-write leaves
 
@@ -313,3 +314,25 @@ def test_checkpoint_files_are_readable_by_all_like_every_other_file(tmp_path):
     modes = {p.name: p.stat().st_mode & 0o777 for p in last.iterdir()}
     assert set(modes.values()) == {0o644}, modes  # model.safetensors included
     assert last.stat().st_mode & 0o777 == 0o755
+
+
+class _WorkerSignals(torch.utils.data.Dataset):
+    """Items report how the loader worker that made them handles SIGINT and SIGTERM."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)]
+        return {"ignored": torch.tensor(ignored)}
+
+
+def test_loader_workers_leave_stop_signals_to_the_trainer(tmp_path):
+    """SLURM and a terminal signal every process of the job. Workers that died of it would
+    fail the batch the trainer waits for; they ignore it, and the trainer checkpoints."""
+    config = tiny_train_config(data=str(tmp_path), num_workers=2)
+    sampler = EpochSampler(4, seed=0, epoch=0, batch_size=2)
+    loader = make_train_loader(_WorkerSignals(), sampler, config, torch.device("cpu"))
+    batches = [batch["ignored"] for batch in loader]
+    assert len(batches) == 2 and all(bool(b.all()) for b in batches)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the main process keeps its own

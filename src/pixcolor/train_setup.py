@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -228,7 +229,15 @@ def make_train_loader(
         collate_fn=_collate,
         persistent_workers=False,
         prefetch_factor=4 if workers else None,
+        worker_init_fn=_leave_stop_signals_to_the_trainer if workers else None,
     )
+
+
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """Loader workers ignore Ctrl-C and SIGTERM, which reach the whole process group (a
+    terminal, SLURM): the trainer finishes its step and checkpoints, then stops them."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def prepare_batch(
