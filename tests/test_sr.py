@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from pixcolor import color, matlab, sr, sr_eval
-from pixcolor.checkpoint import load_into, save_model
+from pixcolor.checkpoint import save_model
 from pixcolor.cli import main
 from pixcolor.errors import ConfigError, PixcolorError
 from pixcolor.interrupt import GracefulInterrupt
@@ -261,7 +261,7 @@ def test_init_fine_tunes_from_given_weights(tmp_path: Path, rng: np.random.Gener
     start = save_model(SRCNN(**kwargs), tmp_path / "start", "srcnn", kwargs, dtype=torch.float32)
     trainer = SRTrainer(tiny_config(tmp_path, rng, init=str(start)))
     loaded = SRCNN(**kwargs)
-    load_into(loaded, start / "model.safetensors")
+    hub.load_weights(loaded, start / "model.safetensors")
     for key, value in loaded.state_dict().items():
         torch.testing.assert_close(trainer.model.state_dict()[key], value, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="--init needs SRCNN weights"):
