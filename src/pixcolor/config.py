@@ -231,19 +231,17 @@ PRESET_DEFAULT = "default"
 
 
 def presets_dir() -> Path:
-    """The folder of the named recipes (``configs/`` at the repository root)."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "configs"  # where a wheel would carry them
-    return packaged if packaged.is_dir() else here.parent.parent / "configs"
+    """The folder of the named recipes, ``pixcolor/configs/`` (package data, so wheels carry it)."""
+    return Path(__file__).resolve().parent / "configs"
 
 
 def list_presets() -> list[str]:
-    """Names of the recipes ``pixcolor train --preset`` knows (``configs/*.toml``), sorted."""
+    """Names of the recipes ``pixcolor train --preset`` knows (``pixcolor/configs/*.toml``), sorted."""
     return sorted(p.stem for p in presets_dir().glob("*.toml"))
 
 
 def load_preset(name: str) -> TrainConfig:
-    """The config of the named recipe ``configs/<name>.toml`` over the built-in defaults.
+    """The config of the named recipe ``pixcolor/configs/<name>.toml`` over the built-in defaults.
 
     Raises:
         ConfigError: no such preset, or a bad value in it.

@@ -1,6 +1,6 @@
 """``pixcolor train``: flags map one to one onto :class:`~pixcolor.config.TrainConfig` fields.
 
-Precedence: built-in defaults < ``--preset NAME`` (``configs/NAME.toml``; ``default`` unless
+Precedence: built-in defaults < ``--preset NAME`` (``src/pixcolor/configs/NAME.toml``; ``default`` unless
 ``--config`` is given) < ``--config FILE.toml`` < the run's saved config (on ``--resume``) <
 flags given on the command line.
 """
@@ -20,7 +20,7 @@ DESCRIPTION = """\
 Train a colorizer. Every option below is a field of the run's config, saved as config.json
 in the run folder.
 
-Presets are named recipes, versioned TOML files in configs/:
+Presets are named recipes, versioned TOML files in src/pixcolor/configs/:
   default  the recipe of the shipped default colorizer: a frozen ImageNet EfficientNet-Lite0
            encoder (needs the 'pretrained' extra) and a decoder that classifies ab bins, no
            GAN, 128 px crops. It is the preset used when none is named, because it colours
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         choices=list_presets(),
-        help=f"named recipe, configs/NAME.toml (default: {PRESET_DEFAULT}, unless --config)",
+        help=f"named recipe, pixcolor/configs/NAME.toml (default: {PRESET_DEFAULT}, unless --config)",
     )
     p.add_argument(
         "--config", type=Path, help="TOML (or JSON) recipe file, over the preset if one is named"
