@@ -209,3 +209,36 @@ def test_cli_prepare_and_preview(
     assert "6 images, 32px" in out and str(grid) in out
     assert Image.open(grid).width == 48
     assert main(["data"]) == 2  # no action: help
+
+
+def test_prepare_joins_several_sources_less_excluded_shuffled(
+    photos: Path, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    from pixcolor.cli import main
+    from pixcolor.data import load_cache_info
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(3):
+        _photo(rng, 30 + i, 40).save(extra / f"x{i}.jpg")
+    held = tmp_path / "held.txt"
+    held.write_text(f"{photos / 'img0.jpg'}\n{extra / 'x1.jpg'}\n")
+    out = tmp_path / "cache"
+    args = ["data", "prepare", str(photos), str(extra), str(photos / "img2.jpg"), "--size", "32"]
+    args += ["--out"]
+    assert main([*args, str(out), "--exclude", str(held), "--no-progress"]) == 0
+    info = load_cache_info(out)
+    want = [p for p in [*_files(photos), *_files(extra)] if p.name not in ("img0.jpg", "x1.jpg")]
+    assert info["count"] == 7 and [Path(f).name for f in info["files"]] == [p.name for p in want]
+    shuffled = tmp_path / "shuffled"
+    assert main([*args, str(shuffled), "--shuffle", "3", "--no-progress"]) == 0
+    names = [Path(f).name for f in load_cache_info(shuffled)["files"]]
+    assert sorted(names) == sorted(p.name for p in [*_files(photos), *_files(extra)])
+    assert names != [p.name for p in [*_files(photos), *_files(extra)]]  # seed 3 reorders
+
+
+def test_prepare_refuses_when_everything_is_excluded(photos: Path, tmp_path: Path) -> None:
+    from pixcolor.cli import main
+
+    assert main(["data", "prepare", str(photos), "--exclude", str(photos), "--out",
+                 str(tmp_path / "c"), "--no-progress"]) == 2  # fmt: skip

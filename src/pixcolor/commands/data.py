@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from pixcolor.errors import PixcolorError
@@ -38,8 +39,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--seed", type=int, default=0, help="seed of the sample choice (0)")
     preview.set_defaults(func=run_preview)
 
-    prepare = actions.add_parser("prepare", help="decode once into a memory-mapped uint8 cache")
-    prepare.add_argument("source", help="folder of images or .txt list of paths")
+    prepare = actions.add_parser(
+        "prepare", help="decode once into a memory-mapped uint8 cache (one or more sources)"
+    )
+    prepare.add_argument(
+        "source", nargs="+", help="folders of images or .txt lists of paths (joined in order)"
+    )
+    prepare.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="leave out these images (a folder or .txt list, e.g. held-out photos); repeatable",
+    )
+    prepare.add_argument(
+        "--shuffle",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="shuffle the joined list with this seed, so train --limit N takes a random subset",
+    )
     prepare.add_argument("--out", type=Path, required=True, help="cache folder")
     prepare.add_argument("--size", type=int, default=256, help="square side in pixels (256)")
     prepare.add_argument("--workers", type=int, default=None, help="decoding threads")
@@ -92,7 +111,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # each skipped file gets its one line below instead
         warnings.simplefilter("ignore", UnreadableImageWarning)
         out = prepare_cache(
-            args.source,
+            joined_sources(args.source, exclude=args.exclude, shuffle=args.shuffle),
             args.out,
             args.size,
             num_workers=args.workers,
@@ -103,3 +122,36 @@ def run_prepare(args: argparse.Namespace) -> int:
     for item in info["skipped"]:
         print(f"skipped {item['path']}: {item['reason']}")
     return 1 if info["skipped"] else 0
+
+
+def joined_sources(
+    sources: Sequence[str], *, exclude: Sequence[str] = (), shuffle: int | None = None
+) -> list[Path]:
+    """The images of several sources in order, each once, less ``exclude``, optionally shuffled.
+
+    Args:
+        sources: folders or ``.txt`` lists of image paths.
+        exclude: folders or lists whose images are left out (compared by resolved path).
+        shuffle: seed of a ``random.Random`` shuffle of the joined list; None keeps the order.
+
+    Raises:
+        PixcolorError: a source is missing or empty, or nothing is left after ``exclude``.
+    """
+    import random
+
+    from pixcolor.datasets.split import resolve_files
+
+    left_out = {p.resolve() for src in exclude for p in resolve_files(src)}
+    seen: set[Path] = set()
+    files: list[Path] = []
+    for src in sources:
+        for path in resolve_files(src):
+            key = path.resolve()
+            if key not in seen and key not in left_out:
+                seen.add(key)
+                files.append(path)
+    if not files:
+        raise PixcolorError(f"{', '.join(sources)}: no images left after --exclude")
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(files)
+    return files
