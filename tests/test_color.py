@@ -269,7 +269,7 @@ def test_uint8_helpers() -> None:
 
 
 def test_recolor_uint8_matches_lab_round_trip_and_keeps_luminance():
-    from pixcolor.color import recolor_uint8
+    from pixcolor.recolor import recolor_uint8
 
     g = torch.Generator().manual_seed(0)
     rgb = torch.randint(0, 256, (3, 60, 70), dtype=torch.uint8, generator=g)
@@ -288,7 +288,7 @@ def test_recolor_uint8_matches_lab_round_trip_and_keeps_luminance():
 
 
 def test_recolor_uint8_rejects_bad_shapes():
-    from pixcolor.color import recolor_uint8
+    from pixcolor.recolor import recolor_uint8
 
     with pytest.raises(ValueError, match="uint8"):
         recolor_uint8(torch.zeros(3, 4, 4), torch.zeros(2, 4, 4))

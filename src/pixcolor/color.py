@@ -401,30 +401,3 @@ class LabToRgb(nn.Module):
     def extra_repr(self) -> str:
         """Show ``clip`` in the module's repr."""
         return f"clip={self.clip}"
-
-
-def recolor_uint8(rgb: Tensor, ab: Tensor) -> Tensor:
-    """Give an 8-bit image new chroma while keeping its luminance: ``(L of rgb, ab) -> sRGB``.
-
-    The tensor form of the full-resolution recolour (:func:`pixcolor.recolor.recolor`, table
-    driven, in cache-sized tiles on every core, no compiler). It equals
-    ``lab_to_rgb(cat(rgb_to_lab(rgb)[:1], ab))`` for in-gamut colours (to 8-bit rounding) and
-    treats out-of-gamut colours by pulling them towards the gray of the same luminance in
-    linear light, so the output's L is the input's L exactly before 8-bit rounding.
-
-    Args:
-        rgb: ``(3, H, W)`` uint8 sRGB; only its luminance is used.
-        ab: ``(2, H, W)`` float a and b in Lab units (about [-110, 110]).
-
-    Returns:
-        ``(3, H, W)`` uint8 sRGB, on the CPU.
-    """
-    from pixcolor.recolor import full_ab, recolor
-
-    if rgb.dtype != torch.uint8 or rgb.ndim != 3 or rgb.shape[0] != 3:
-        raise ValueError(f"rgb must be (3, H, W) uint8, got {tuple(rgb.shape)} {rgb.dtype}")
-    if ab.ndim != 3 or ab.shape[0] != 2 or ab.shape[1:] != rgb.shape[1:]:
-        raise ValueError(f"ab must be (2, {rgb.shape[1]}, {rgb.shape[2]}), got {tuple(ab.shape)}")
-    pixels = rgb.detach().cpu().permute(1, 2, 0).contiguous().numpy()  # (H, W, 3)
-    out = recolor(pixels, full_ab(ab.detach().float().cpu().numpy()))
-    return torch.from_numpy(out).permute(2, 0, 1)
