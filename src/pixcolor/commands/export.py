@@ -112,7 +112,7 @@ def _ensemble(
             raise PixcolorError(f"{name}: its model config differs from {names[0]}'s")
     model = assemble([m for m, _ in loaded], first["kwargs"], names=names)
     kwargs = {**first["kwargs"], "members": len(loaded)}
-    return model, {**first, "kwargs": kwargs, "members_from": [str(n) for n in names]}
+    return model, {**first, "kwargs": kwargs}
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
