@@ -137,16 +137,17 @@ def joined_sources(
     Raises:
         PixcolorError: a source is missing or empty, or nothing is left after ``exclude``.
     """
+    import os
     import random
 
     from pixcolor.datasets.split import resolve_files
 
-    left_out = {p.resolve() for src in exclude for p in resolve_files(src)}
-    seen: set[Path] = set()
+    left_out = {os.path.realpath(p) for src in exclude for p in resolve_files(src)}
+    seen: set[str] = set()
     files: list[Path] = []
     for src in sources:
         for path in resolve_files(src):
-            key = path.resolve()
+            key = os.path.realpath(path)  # no stat: a broken link is reported later
             if key not in seen and key not in left_out:
                 seen.add(key)
                 files.append(path)
