@@ -420,7 +420,7 @@ def test_save_failure_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
-    monkeypatch.setattr("pixcolor.imagewrite.write_png", disk_full)
+    monkeypatch.setattr("pixcolor.imagewrite.write_png_rows", disk_full)
     with pytest.raises(PixcolorError, match="No space left") as info:
         save_image_atomic(Image.new("RGB", (2, 2)), tmp_path / name)
     assert name in str(info.value)

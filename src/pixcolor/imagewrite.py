@@ -16,7 +16,7 @@ from PIL import Image
 
 from pixcolor.atomic import atomic_write
 from pixcolor.errors import PixcolorError
-from pixcolor.png import write_png
+from pixcolor.png import RowSource, write_png_rows
 
 __all__ = ["save_image_atomic"]
 
@@ -43,6 +43,20 @@ def _options(format: str, quality: int, meta: dict[str, bytes]) -> dict[str, obj
     if format in ("JPEG", "WEBP", "TIFF", "PNG"):
         options.update(meta)
     return options
+
+
+def _shape(img: Image.Image) -> tuple[int, int, int]:
+    return img.height, img.width, len(img.getbands())
+
+
+def _pil_rows(img: Image.Image) -> RowSource:
+    """Rows ``a:b`` of ``img`` as a ``(b - a, W, C)`` uint8 array (a copy of that band only)."""
+
+    def rows(a: int, b: int) -> np.ndarray:
+        band = np.asarray(img.crop((0, a, img.width, b)))
+        return band if band.ndim == 3 else band[:, :, None]
+
+    return rows
 
 
 def save_image_atomic(
@@ -91,8 +105,9 @@ def save_image_atomic(
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fp:
-            if fast_png:  # our writer: Sub filter, parallel deflate (pixcolor.png)
-                write_png(np.asarray(img), fp, level=PNG_COMPRESS_LEVEL, **meta)
+            if fast_png:  # our writer: Sub filter, parallel deflate (pixcolor.png), read in
+                # bands of rows, so the image is never copied whole into an array
+                write_png_rows(_pil_rows(img), _shape(img), fp, level=PNG_COMPRESS_LEVEL, **meta)
             else:
                 try:
                     img.save(fp, format=format, **options)

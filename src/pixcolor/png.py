@@ -11,12 +11,14 @@ stream. The files are ordinary PNGs of about the same size as Pillow's.
 
 from __future__ import annotations
 
-import itertools
+import collections
+import functools
 import os
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -26,6 +28,10 @@ SUB_FILTER = 1
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KB window, "fastest" level flag; (0x7801 % 31 == 0)
 MIN_PIECE_BYTES = 4 << 20  # smaller images are deflated as one piece
 MAX_THREADS = 8
+ADLER_BASE = 65521  # the largest prime below 2**16 (RFC 1950)
+T = TypeVar("T")
+# rows ``a:b`` of an image as ``(b - a, W, C)`` uint8: lets a writer read a PIL image in bands
+RowSource = Callable[[int, int], np.ndarray]
 
 
 def _write_chunk(fp: BinaryIO, tag: bytes, *parts: bytes) -> None:
@@ -58,6 +64,42 @@ def _deflate_piece(data: memoryview, level: int, last: bool) -> bytes:
     return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
+def _band(
+    get_rows: RowSource, start: int, *, rows: int, level: int, height: int
+) -> tuple[int, int, bytes]:
+    """Rows ``start:start + rows`` filtered and deflated: (their Adler-32, length, deflate)."""
+    band = get_rows(start, min(start + rows, height))
+    raw = memoryview(_sub_filtered(np.ascontiguousarray(band)))
+    raw = raw.cast("B")
+    return zlib.adler32(raw), len(raw), _deflate_piece(raw, level, start + rows >= height)
+
+
+def _in_order(
+    pool: ThreadPoolExecutor, fn: Callable[[int], T], items: Iterable[int], ahead: int
+) -> Iterator[T]:
+    """``fn(item)`` for each item, run on ``pool`` at most ``ahead`` at a time, in order."""
+    pending: collections.deque[Future[T]] = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
+    """The Adler-32 of ``A + B`` from those of ``A`` and ``B`` and the length of ``B``
+    (zlib's ``adler32_combine``, which Python's zlib module does not offer)."""
+    rem = len2 % ADLER_BASE
+    sum1 = adler1 & 0xFFFF
+    sum2 = (rem * sum1) % ADLER_BASE
+    sum1 += (adler2 & 0xFFFF) + ADLER_BASE - 1
+    sum2 += ((adler1 >> 16) & 0xFFFF) + ((adler2 >> 16) & 0xFFFF) + ADLER_BASE - rem
+    sum1 %= ADLER_BASE
+    sum2 %= ADLER_BASE
+    return sum1 | (sum2 << 16)
+
+
 def write_png(
     pixels: np.ndarray,
     fp: BinaryIO,
@@ -76,7 +118,7 @@ def write_png(
         fp: an open binary file (or buffer) to write to.
         level: zlib level, 0 (stored) to 9; 1 is fastest and photos barely compress further.
         threads: deflate threads (default: the CPU count, at most 8).
-        min_piece_bytes: smallest piece of filtered data given to one thread.
+        min_piece_bytes: filtered bytes per band given to one thread (whole rows).
         icc_profile: an ICC profile to embed (iCCP chunk).
         exif: EXIF data to embed (eXIf chunk), with or without Pillow's ``Exif\0\0`` prefix.
 
@@ -89,18 +131,39 @@ def write_png(
         raise ValueError(f"need uint8 (H, W[, 1-4]) pixels, got {pixels.dtype} {pixels.shape}")
     if min(pixels.shape[:2]) < 1 or not 0 <= level <= 9:
         raise ValueError(f"bad PNG request: shape {pixels.shape}, level {level}")
-    height, width, channels = pixels.shape
-    raw = memoryview(_sub_filtered(np.ascontiguousarray(pixels))).cast("B")
+    write_png_rows(
+        lambda a, b: pixels[a:b],
+        pixels.shape,
+        fp,
+        level=level,
+        threads=threads,
+        min_piece_bytes=min_piece_bytes,
+        icc_profile=icc_profile,
+        exif=exif,
+    )
+
+
+def write_png_rows(
+    get_rows: RowSource,
+    shape: tuple[int, int, int],
+    fp: BinaryIO,
+    *,
+    level: int = 1,
+    threads: int | None = None,
+    min_piece_bytes: int = MIN_PIECE_BYTES,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> None:
+    """:func:`write_png` of an image read in bands of rows: ``get_rows(a, b)`` gives rows
+    ``a:b`` as ``(b - a, W, C)`` uint8 (e.g. of a PIL image, which is then never copied whole).
+
+    Args:
+        get_rows: the row source; called from several threads at once.
+        shape: ``(H, W, C)`` of the whole image, C in 1-4.
+        fp, level, threads, min_piece_bytes, icc_profile, exif: as for :func:`write_png`.
+    """
+    height, width, channels = shape
     threads = max(1, threads or min(os.cpu_count() or 1, MAX_THREADS))
-    n = max(1, min(threads, len(raw) // max(1, min_piece_bytes)))
-    bounds = [len(raw) * i // n for i in range(n + 1)]
-    pieces = [raw[a:b] for a, b in itertools.pairwise(bounds)]
-    lasts = [i == n - 1 for i in range(n)]
-    if n == 1:
-        deflated = [_deflate_piece(pieces[0], level, True)]
-    else:
-        with ThreadPoolExecutor(n) as pool:
-            deflated = list(pool.map(_deflate_piece, pieces, [level] * n, lasts))
     header = struct.pack(">IIBBBBB", width, height, 8, COLOR_TYPES[channels], 0, 0, 0)
     fp.write(SIGNATURE)
     _write_chunk(fp, b"IHDR", header)
@@ -108,10 +171,18 @@ def write_png(
         _write_chunk(fp, b"iCCP", b"ICC Profile\0\0", zlib.compress(icc_profile))
     if exif:
         _write_chunk(fp, b"eXIf", exif.removeprefix(b"Exif\0\0"))
-    # One IDAT per piece; the decoder joins them into one zlib stream: the zlib header, the
-    # pieces, then the Adler-32 of all the filtered data.
-    for i, data in enumerate(deflated):
-        head = ZLIB_HEADER if i == 0 else b""
-        tail = struct.pack(">I", zlib.adler32(raw)) if i == n - 1 else b""
-        _write_chunk(fp, b"IDAT", head, data, tail)
+    # The rows are filtered and deflated in bands on ``threads`` threads, a few bands in
+    # flight at a time (memory stays flat however large the image), and written in order as
+    # one IDAT each; the decoder joins them into one zlib stream: the zlib header, the bands,
+    # then the Adler-32 of all the filtered data, combined from the bands' own.
+    rows = max(1, min_piece_bytes // (width * channels + 1))
+    starts = range(0, height, rows)
+    adler = 1  # Adler-32 of no data
+    _write_chunk(fp, b"IDAT", ZLIB_HEADER)
+    with ThreadPoolExecutor(threads) as pool:
+        band = functools.partial(_band, get_rows, rows=rows, level=level, height=height)
+        for checksum, length, data in _in_order(pool, band, starts, 2 * threads):
+            adler = adler32_combine(adler, checksum, length)
+            _write_chunk(fp, b"IDAT", data)
+    _write_chunk(fp, b"IDAT", struct.pack(">I", adler))
     _write_chunk(fp, b"IEND")
