@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
@@ -100,26 +99,6 @@ def save_model(
     config = {"arch": arch, "kwargs": dict(kwargs), **dict(extra or {})}
     atomic_write_bytes(folder / MODEL_CONFIG, json.dumps(config, indent=2).encode())
     return folder
-
-
-def load_state_dict(weights: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning any failure into a clear :class:`CheckpointError`."""
-    try:
-        return load_file(str(weights))
-    except Exception as exc:  # SafetensorError (name varies by version), OSError, ...
-        raise CheckpointError(f"{weights}: corrupt or unreadable weights ({exc})") from None
-
-
-def load_into(model: nn.Module, weights: Path) -> nn.Module:
-    """Load weights into ``model`` (strict), casting to the model's dtypes."""
-    state = load_state_dict(weights)
-    own = model.state_dict()
-    try:
-        cast = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-        model.load_state_dict(cast, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{weights}: weights do not fit the architecture ({exc})") from None
-    return model
 
 
 # --- training checkpoints -------------------------------------------------------------------
