@@ -22,23 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from first_photo import make_photo  # benchmarks/ is on sys.path when run as a script
 from PIL import Image
 
 from pixcolor.imageio import read_image
 from pixcolor.imagewrite import save_image_atomic
 from pixcolor.pipeline import load_model
-
-
-def make_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
-    """A gray photo-like JPEG: gradients, blobs and grain."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = 100 + 60 * np.sin(x / 300) * np.cos(y / 200) + 40 * (x / width)
-    small = rng.normal(0, 25, (height // 50 + 1, width // 50 + 1)).astype(np.float32)
-    img += np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC))
-    img += rng.normal(0, 6, (height, width)).astype(np.float32)
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
-    return path
 
 
 def timed(fn):
