@@ -103,19 +103,17 @@ def test_unreadable_output_of_another_run_is_a_failure(tmp_path, capsys):
 # A child that colorizes one file with a stand-in writer that receives SIGTERM mid-write.
 SIGTERM_CHILD = r"""
 import os, signal, sys, time
-import pixcolor.png
+import pixcolor.imagewrite
 from PIL import Image
 from pixcolor.batch import run_batch
 
-def slow_write(pixels, fp, **kwargs):
+def slow_write(get_rows, shape, fp, **kwargs):
     fp.write(b"\x89PNG half")
     fp.flush()
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)
 
-pixcolor.png.write_png = slow_write
-import pixcolor.imageio
-pixcolor.imageio.write_png = slow_write
+pixcolor.imagewrite.write_png_rows = slow_write
 try:
     run_batch([sys.argv[1]], sys.argv[2], lambda p: Image.new("RGB", (8, 8)))
 except KeyboardInterrupt:
@@ -269,7 +267,7 @@ def test_outputs_keep_exif_and_icc_but_not_orientation(tiny, tmp_path, fmt):
 
 
 def test_gray_icc_profiles_are_not_put_on_colour_outputs(tmp_path):
-    from pixcolor.batch import output_metadata
+    from pixcolor.imageio import output_metadata
 
     gray_icc = bytes(16) + b"GRAY" + bytes(108)  # an ICC header whose colour space is gray
     Image.new("L", (8, 8), 90).save(tmp_path / "g.jpg", icc_profile=gray_icc)

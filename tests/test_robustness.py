@@ -482,12 +482,12 @@ def test_disk_full_leaves_no_partial_file(command, tmp_path, capsys, monkeypatch
         fp.write(b"half an image")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    def png_disk_full(pixels, fp, **kwargs):  # pixcolor.png writes the 8-bit PNGs
+    def png_disk_full(get_rows, shape, fp, **kwargs):  # pixcolor.png writes the 8-bit PNGs
         fp.write(b"half an image")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
-    monkeypatch.setattr("pixcolor.imagewrite.write_png", png_disk_full)
+    monkeypatch.setattr("pixcolor.imagewrite.write_png_rows", png_disk_full)
     out = tmp_path / "out"
     assert main([*command, str(tmp_path / "in"), "-o", str(out)]) == 1
     captured = capsys.readouterr()

@@ -521,3 +521,36 @@ def test_serve_with_an_unusable_device_says_so_in_one_line(
     err = capsys.readouterr().err.strip()
     assert f"device '{device}'" in err and "available: " in err and err.endswith("cpu")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_downloads_keep_the_uploads_exif_and_icc(client: TestClient, fmt: str) -> None:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: applied to the pixels, so not kept
+    exif[0x010E] = "Grandma, 1952"  # ImageDescription
+    exif.get_ifd(0x8769)[0x9003] = "1952:07:14 10:30:00"  # DateTimeOriginal
+    upload = io.BytesIO()
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(
+        upload, format="JPEG", exif=exif, icc_profile=icc
+    )
+    response = client.post(
+        "/api/colorize",
+        files={"image": ("g.jpg", upload.getvalue(), "image/jpeg")},
+        data={"size": "64", "format": fmt},
+    )
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(response.content)) as out:
+        assert out.size == (40, 60)  # rotated as the EXIF said
+        assert out.info.get("icc_profile") == icc
+        back = out.getexif()
+        assert back.get(0x010E) == "Grandma, 1952" and 0x0112 not in back
+        assert back.get_ifd(0x8769).get(0x9003) == "1952:07:14 10:30:00"
+    key = response.headers["X-Result-Id"]
+    preview = client.get(f"/api/results/{key}", params={"preview": "1", "saturation": "1.5"})
+    assert (
+        preview.status_code == 200
+        and "icc_profile" not in Image.open(io.BytesIO(preview.content)).info
+    )

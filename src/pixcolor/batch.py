@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 
 from pixcolor.errors import ImageReadError, OutputExistsError, PixcolorError
 from pixcolor.files import InputFile, collect_inputs, output_path
+from pixcolor.imageio import output_metadata
 
 if TYPE_CHECKING:
     from PIL import Image
 
 FORMATS = {"png": ".png", "jpg": ".jpg"}
-ORIENTATION_TAG = 0x0112  # EXIF Orientation
 log = logging.getLogger(__name__)
 
 
@@ -252,31 +252,6 @@ def _process(
         _check_readable(target)
         return "raced"
     return "done"
-
-
-def output_metadata(path: Path) -> dict[str, bytes]:
-    """The metadata of the photo at ``path`` that its output keeps: EXIF (date taken, camera,
-    description, ...) without the orientation, which reading applied to the pixels, and
-    without the thumbnail; and an RGB ICC profile (a gray one does not fit a colour output).
-
-    Returns:
-        ``{"exif": ..., "icc_profile": ...}``, each only if present; empty if unreadable.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    found: dict[str, bytes] = {}
-    try:
-        with Image.open(path) as img:
-            exif = img.getexif()
-            icc = img.info.get("icc_profile")
-            exif.pop(ORIENTATION_TAG, None)
-            if len(exif):
-                found["exif"] = exif.tobytes()  # IFD0 with its Exif and GPS IFDs; no IFD1
-    except (OSError, ValueError, UnidentifiedImageError, SyntaxError):
-        return {}
-    if isinstance(icc, bytes) and icc[16:20] == b"RGB ":  # the profile's colour space
-        found["icc_profile"] = icc
-    return found
 
 
 def _check_readable(path: Path) -> None:

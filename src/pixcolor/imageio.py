@@ -342,3 +342,27 @@ def to_pil(t: torch.Tensor) -> Image.Image:
         raise TypeError(f"t must be a float or uint8 tensor, got {t.dtype}")
     pixels = t.cpu().permute(1, 2, 0).numpy()  # (H, W, C)
     return Image.fromarray(np.ascontiguousarray(pixels[..., 0] if t.shape[0] == 1 else pixels))
+
+
+def output_metadata(source: str | os.PathLike | bytes) -> dict[str, bytes]:
+    """The metadata of a photo (a file or its bytes) that its output keeps: EXIF (date taken,
+    camera, description, ...) without the orientation, which reading applied to the pixels,
+    and without the thumbnail; and an RGB ICC profile (a gray one does not fit a colour
+    output).
+
+    Returns:
+        ``{"exif": ..., "icc_profile": ...}``, each only if present; empty if unreadable.
+    """
+    found: dict[str, bytes] = {}
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            exif = img.getexif()
+            icc = img.info.get("icc_profile")
+            exif.pop(ORIENTATION_TAG, None)
+            if len(exif):
+                found["exif"] = exif.tobytes()  # IFD0 with its Exif and GPS IFDs; no IFD1
+    except (OSError, ValueError, Image.UnidentifiedImageError, SyntaxError):
+        return {}
+    if isinstance(icc, bytes) and icc[16:20] == b"RGB ":  # the profile's colour space
+        found["icc_profile"] = icc
+    return found

@@ -80,7 +80,7 @@ def save_image_atomic(
         overwrite: Replace an existing file instead of refusing.
         quality: JPEG/WebP quality.
         metadata: ``exif`` and ``icc_profile`` bytes to embed (PNG, JPEG, WebP, TIFF), as
-            :func:`pixcolor.batch.output_metadata` gives them.
+            :func:`pixcolor.imageio.output_metadata` gives them.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.

@@ -32,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from pixcolor.errors import PixcolorError
+from pixcolor.imageio import output_metadata
 from pixcolor.web import fields, photo
 from pixcolor.web.errors import ApiError
 from pixcolor.web.jobs import ResultStore, WorkQueue
@@ -143,7 +144,7 @@ async def _colorize(
 
     def job() -> tuple[bytes, str, str | None, tuple[int, int]]:
         rgb = photo.colorize_photo(models, upload.data, how, max_pixels=opts.max_pixels)
-        kept = photo.KeptResult(rgb)
+        kept = photo.KeptResult(rgb, output_metadata(upload.data))
         key = results.add(kept)
         data, media_type = photo.render(models.colorizer(how.model), kept, render)
         return data, media_type, key, (rgb.shape[1], rgb.shape[0])

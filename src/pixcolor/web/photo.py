@@ -108,21 +108,29 @@ def resaturate(
     return colorizer.compose(rgb, chroma * factor)
 
 
-def encode(pixels: np.ndarray, options: RenderOptions) -> tuple[bytes, str]:
-    """``pixels (H, W, 3) uint8`` as file bytes and their media type (previews as JPEG)."""
+def encode(
+    pixels: np.ndarray, options: RenderOptions, metadata: dict[str, bytes] | None = None
+) -> tuple[bytes, str]:
+    """``pixels (H, W, 3) uint8`` as file bytes and their media type (previews as JPEG).
+
+    ``metadata`` (the upload's EXIF and ICC profile, :func:`pixcolor.imageio.output_metadata`)
+    goes into downloads, not into previews.
+    """
+    meta = {} if options.preview else dict(metadata or {})
     buffer = io.BytesIO()
     if options.preview or options.format == "jpeg":
         quality = PREVIEW_QUALITY if options.preview else JPEG_QUALITY
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality, **meta)
         return buffer.getvalue(), FORMATS["jpeg"]
-    write_png(pixels, buffer, level=PNG_LEVEL)
+    write_png(pixels, buffer, level=PNG_LEVEL, **meta)
     return buffer.getvalue(), FORMATS["png"]
 
 
 def render(colorizer: Colorizer, kept: KeptResult, options: RenderOptions) -> tuple[bytes, str]:
     """A kept result (or its preview) at the asked colour strength, encoded."""
     pixels = kept.preview if options.preview else kept.full
-    return encode(resaturate(colorizer, pixels, kept.chroma, options.saturation), options)
+    pixels = resaturate(colorizer, pixels, kept.chroma, options.saturation)
+    return encode(pixels, options, kept.metadata)
 
 
 class KeptResult:
@@ -132,8 +140,9 @@ class KeptResult:
     user waits for the result.
     """
 
-    def __init__(self, rgb: np.ndarray) -> None:
+    def __init__(self, rgb: np.ndarray, metadata: dict[str, bytes] | None = None) -> None:
         self.full = rgb  # (H, W, 3) uint8
+        self.metadata = dict(metadata or {})  # the upload's EXIF and ICC profile
 
     @functools.cached_property
     def preview(self) -> np.ndarray:
