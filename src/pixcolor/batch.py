@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from pixcolor.errors import ImageReadError, OutputExistsError, PixcolorError
 from pixcolor.files import InputFile, collect_inputs, output_path
-from pixcolor.imageio import output_metadata
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -239,6 +238,7 @@ def _process(
     item: InputFile, target: Path, job: Callable[[Path], Image.Image], overwrite: bool
 ) -> str:
     """Make one output; returns the :class:`BatchResult` field to count it in."""
+    from pixcolor.imageio import output_metadata  # here: --help must not import torch
     from pixcolor.imagewrite import save_image_atomic
 
     if os.path.realpath(target) == os.path.realpath(item.path):  # never raises on link loops
