@@ -43,6 +43,7 @@ from pixcolor.train_setup import (
     make_train_loader,
     no_sync,
     prepare_batch,
+    simulated_hints,
     resolve_precision,
 )
 from pixcolor.visualize import save_png
@@ -127,23 +128,31 @@ class Trainer(EpochRun):
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _generate(self, L: Tensor, *, train: bool = True) -> tuple[Tensor, Tensor | None]:
-        """Return (ab prediction, bin logits or None).
+    def _hints(self, ab: Tensor, epoch: int, step: int) -> Tensor | None:
+        return simulated_hints(self.G_raw, ab, self.config.seed, epoch, step, self.dist.rank)
+
+    def _generate(
+        self, L: Tensor, *, train: bool = True, hints: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Return (ab prediction, bin logits or None); ``hints`` for a hint-conditioned G.
 
         Validation under DDP (``train=False``) runs the unwrapped G: ranks may hold different
         numbers of validation batches, and every DDP forward starts a buffer broadcast.
         """
         G = self.G if train or not self.dist.enabled else self.G_raw
+        args = (L,) if hints is None else (L, hints)
         if self.bins_weights is None:
-            return G(L), None
+            return G(*args), None
         through_ddp = G is self.G and self._g_logits
-        logits = self.G(L) if through_ddp else self.G_raw.forward_logits(L)  # (B, Q, h, w)
+        logits = self.G(*args) if through_ddp else self.G_raw.forward_logits(*args)  # (B,Q,h,w)
         ab = self.G_raw.quantizer.decode(logits.float(), temperature=1.0)
         if ab.shape[-2:] != L.shape[-2:]:
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
         return ab, logits
 
-    def train_step(self, L: Tensor, ab: Tensor, gan: bool) -> dict[str, Tensor]:
+    def train_step(
+        self, L: Tensor, ab: Tensor, gan: bool, hints: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """One update: D on (fake.detach(), real), then G on GAN + lambda_L1 * L1.
 
         With ``grad_accum = k`` the gradients of k consecutive calls are summed (each loss
@@ -155,7 +164,7 @@ class Trainer(EpochRun):
         losses: dict[str, Tensor] = {}
         with self._grad_sync(last):
             with self._autocast():
-                fake, logits = self._generate(L)
+                fake, logits = self._generate(L, hints=hints)
             if gan:
                 losses["loss_d"] = self._d_step(L, fake, ab, first, last)
             with self._autocast():
@@ -261,7 +270,8 @@ class Trainer(EpochRun):
                         hash((cfg.seed, epoch, self.step_in_epoch, self.dist.rank)) % 2**63
                     )
                 L, ab = self._prepare(batch["rgb"], epoch, self.step_in_epoch)
-                window.add(self.train_step(L, ab, gan), L.shape[0] * self.dist.world_size)
+                hints = self._hints(ab, epoch, self.step_in_epoch)
+                window.add(self.train_step(L, ab, gan, hints), L.shape[0] * self.dist.world_size)
                 self.step_in_epoch += 1
                 self.global_step += 1
                 bar.update(1)
@@ -307,6 +317,7 @@ class Trainer(EpochRun):
         self.G.eval()
         cfg = self.config
         scores = ValidationScores(cfg.grid_images)
+        hinted = ValidationScores(0) if getattr(self.G_raw, "takes_hints", False) else None
         sampler = EpochSampler(
             len(self.val_set), cfg.seed, 0, cfg.batch_size, shuffle=False, dist=self.dist
         )
@@ -317,7 +328,14 @@ class Trainer(EpochRun):
             with self._autocast():
                 pred, _ = self._generate(L, train=False)
             scores.add(L, ab, pred.float(), rgb)
+            if hinted is not None:  # the same simulated hints at every validation
+                hints = self._hints(ab, epoch=-1, step=int(hinted.sums[4].item()))
+                with self._autocast():
+                    pred, _ = self._generate(L, train=False, hints=hints)
+                hinted.add(L, ab, pred.float(), rgb)
         metrics = scores.result(self.dist)
+        if hinted is not None:
+            metrics |= {f"{k}_hints": v for k, v in hinted.result(self.dist).items()}
         self.log_row({"kind": "val", "epoch": self.epoch, "step": self.global_step, **metrics})
         grid = scores.grid()
         if self.dist.is_main and grid is not None:

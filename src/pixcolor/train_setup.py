@@ -49,8 +49,10 @@ class BinLogits(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, L: Tensor) -> Tensor:
-        return self.generator.forward_logits(L)
+    def forward(self, L: Tensor, hints: Tensor | None = None) -> Tensor:
+        return self.generator.forward_logits(L, hints) if hints is not None else (
+            self.generator.forward_logits(L)
+        )
 
 
 def no_sync(*modules: nn.Module | None) -> ExitStack:
@@ -121,14 +123,27 @@ def load_init_weights(generator: nn.Module, config: TrainConfig) -> None:
     if not path.exists():
         raise ConfigError(f"--init-from {path}: no such checkpoint folder or weights file")
     weights, model_config = hub.read_config(path)
-    want = {"arch": config.generator, "kwargs": generator_kwargs(config)}
-    have = {"arch": model_config.get("arch"), "kwargs": model_config.get("kwargs", {})}
+    post_hoc = ("temperature", "chroma_gain", "cast_gain")  # they change no weight
+    want_kwargs = {k: v for k, v in generator_kwargs(config).items() if k not in post_hoc}
+    have_kwargs = {k: v for k, v in model_config.get("kwargs", {}).items() if k not in post_hoc}
+    widen = want_kwargs.get("hints") is True and not have_kwargs.get("hints")
+    if widen:  # an unhinted model learns hints: it starts out colouring as before
+        have_kwargs["hints"] = True
+    want = {"arch": config.generator, "kwargs": want_kwargs}
+    have = {"arch": model_config.get("arch"), "kwargs": have_kwargs}
     if have != want:
         raise ConfigError(
             f"--init-from {path}: holds {have['arch']} {have['kwargs']}, but this run trains "
             f"{want['arch']} {want['kwargs']}"
         )
-    hub.load_weights(generator, weights)
+    if not widen:
+        hub.load_weights(generator, weights)
+        return
+    from pixcolor.models.effunet import EffUNet
+    from pixcolor.models.hint_layers import widen_for_hints
+
+    unhinted = hub.load_weights(EffUNet(**{**have_kwargs, "hints": False}), weights)
+    generator.load_state_dict(widen_for_hints(generator, unhinted.state_dict()))
 
 
 def checkpoint_megabytes(
@@ -362,3 +377,18 @@ def num_steps(n: int, batch_size: int, world_size: int = 1) -> int:
     per_rank = n // world_size if n >= world_size else n
     full = per_rank // batch_size
     return full if full else math.ceil(per_rank / batch_size)
+
+
+def simulated_hints(
+    generator: nn.Module, ab: Tensor, seed: int, epoch: int, step: int, rank: int = 0
+) -> Tensor | None:
+    """Training hints from the truth ``ab (B, 2, S, S)`` for a hint-conditioned generator
+    (:func:`pixcolor.hints.random_hint_maps`), else ``None``.
+
+    Drawn from ``(seed, epoch, step, rank)`` only, so a resumed run draws the same ones.
+    """
+    if not getattr(generator, "takes_hints", False):
+        return None
+    from pixcolor.hints import random_hint_maps
+
+    return random_hint_maps(ab, batch_generator(seed + 7919 * (rank + 1), epoch, step))

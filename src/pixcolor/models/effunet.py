@@ -28,6 +28,7 @@ from pixcolor.color import apply_gains
 from pixcolor.errors import ConfigError
 from pixcolor.models.blocks import NormName, conv_bias, norm_layer
 from pixcolor.models.efficientnet import EfficientNetLiteEncoder, EncoderName, load_imagenet_encoder
+from pixcolor.models.hint_layers import HINT_FEATURES, HintPropagation, pool_hints
 
 __all__ = ["DecoderMember", "DecoderStage", "EffUNet"]
 
@@ -64,13 +65,19 @@ class DecoderStage(nn.Module):
 
 
 def _decoder(
-    deepest: int, stages: list[tuple[int, int]], head_out: int, norm: NormName, dropout: float
+    deepest: int,
+    stages: list[tuple[int, int]],
+    head_out: int,
+    norm: NormName,
+    dropout: float,
+    extra: int = 0,
 ) -> tuple[nn.ModuleList, nn.Conv2d]:
-    """Decoder stages for ``(skip_channels, out_channels)`` pairs, and the 1x1 head after them."""
+    """Decoder stages for ``(skip_channels, out_channels)`` pairs, and the 1x1 head after them;
+    ``extra`` more input channels beside each skip (the hint features)."""
     ups = nn.ModuleList()
     prev = deepest
     for skip_ch, ch in stages:
-        ups.append(DecoderStage(prev, skip_ch, ch, norm, dropout))
+        ups.append(DecoderStage(prev, skip_ch + extra, ch, norm, dropout))
         prev = ch
     return ups, nn.Conv2d(prev, head_out, 1)
 
@@ -86,6 +93,7 @@ def _argument_problem(
     cast_gain: float | None,
     dropout: float,
     members: int,
+    hints: bool,
 ) -> str | None:
     """What is wrong with :class:`EffUNet`'s arguments, or ``None``."""
     checks = (
@@ -100,6 +108,7 @@ def _argument_problem(
         (cast_gain is None or 0 <= cast_gain <= 4, f"cast_gain must be in [0, 4], got {cast_gain}"),
         (0 <= dropout < 1, f"dropout must be in [0, 1), got {dropout}"),
         (members >= 1, f"members must be >= 1, got {members}"),
+        (not hints or members == 1, "hints=True needs members=1 (one hint-conditioned decoder)"),
     )  # fmt: skip
     return next((message for ok, message in checks if not ok), None)
 
@@ -150,6 +159,9 @@ class EffUNet(nn.Module):
             Members are trained alone on a frozen encoder and joined with
             :func:`pixcolor.models.ensemble.assemble`; member 0 is ``ups``/``head``, the others
             ``more.i.ups``/``more.i.head``.
+        hints: Accept user colour hints (:mod:`pixcolor.models.hint_layers`): each decoder
+            stage takes six more channels, zero-initialised, so a model widened from an
+            unhinted one (:func:`~pixcolor.models.hint_layers.widen_for_hints`) starts out colouring exactly as it did.
 
     Attributes:
         output_kind: ``"tanh"`` or ``"bins"``.
@@ -174,11 +186,12 @@ class EffUNet(nn.Module):
         norm: NormName = "batch",
         dropout: float = 0.0,
         members: int = 1,
+        hints: bool = False,
     ) -> None:
         super().__init__()
         problem = _argument_problem(
             in_channels, out_channels, decoder_channels, head, num_bins, temperature,
-            chroma_gain, cast_gain, dropout, members,
+            chroma_gain, cast_gain, dropout, members, hints,
         )  # fmt: skip
         if problem:
             raise ConfigError(problem)
@@ -205,7 +218,13 @@ class EffUNet(nn.Module):
             self.register_buffer("bin_centers", centers)
             head_out = centers.shape[0]
             self.register_load_state_dict_post_hook(EffUNet._check_centers_after_load)
-        self.ups, self.head = _decoder(self.encoder.channels[-1], stages, head_out, norm, dropout)
+        self.takes_hints = hints
+        extra = HINT_FEATURES if hints else 0
+        self.ups, self.head = _decoder(
+            self.encoder.channels[-1], stages, head_out, norm, dropout, extra
+        )
+        if hints:
+            self.hint_propagation = HintPropagation(sum(self.encoder.channels[-2:]))
         self.more = nn.ModuleList(
             DecoderMember(*_decoder(self.encoder.channels[-1], stages, head_out, norm, dropout))
             for _ in range(members - 1)
@@ -232,6 +251,10 @@ class EffUNet(nn.Module):
                 elif isinstance(m, nn.BatchNorm2d):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
+        if self.takes_hints:  # hints start with no effect: the last input channels of each stage
+            with torch.no_grad():
+                for up in self.ups:
+                    up.block[0].weight[:, -HINT_FEATURES:].zero_()
 
     @staticmethod
     def _check_centers_after_load(module: nn.Module, _incompatible: object) -> None:
@@ -269,19 +292,46 @@ class EffUNet(nn.Module):
         x = l_norm.repeat(1, 3, 1, 1) if self.in_channels == 1 else l_norm
         return [*self.encoder(x)[::-1], l_norm]
 
-    @staticmethod
-    def _decode(ups: nn.ModuleList, head: nn.Conv2d, taps: list[Tensor]) -> Tensor:
+    def _decode(
+        self, ups: nn.ModuleList, head: nn.Conv2d, taps: list[Tensor], hints: Tensor | None = None
+    ) -> Tensor:
         """Head output of one member: ``(B, out, H, W)`` for "tanh", ``(B, Q, H/4, W/4)`` bins."""
         x = taps[0]
+        spread: Tensor | None = None
         for up, skip in zip(ups, taps[1 : len(ups) + 1], strict=True):
+            if self.takes_hints:
+                size = skip.shape[-2:]
+                if hints is None:
+                    extra = skip.new_zeros(skip.shape[0], HINT_FEATURES, *size)
+                else:
+                    pooled = pool_hints(hints, size).to(skip.dtype)
+                    if spread is None:  # at the first stage's grid, on its whole input
+                        here = torch.cat([F.interpolate(x, size=size, mode="nearest"), skip], 1)
+                        spread = self.hint_propagation(here, pooled)
+                    else:
+                        spread = F.interpolate(spread, size=size, mode="bilinear")
+                    extra = torch.cat([pooled, spread], dim=1)
+                skip = torch.cat([skip, extra], dim=1)
             x = up(x, skip)
         return head(x)
 
-    def forward_logits(self, l_norm: Tensor) -> Tensor:
+    def _check_hints(self, l_norm: Tensor, hints: Tensor | None) -> None:
+        if hints is None:
+            return
+        if not self.takes_hints:
+            raise ValueError("this model takes no hints (built without hints=True)")
+        if hints.shape != (l_norm.shape[0], 3, *l_norm.shape[-2:]):
+            raise ValueError(
+                f"expected hints of shape (B, 3, H, W) = {(l_norm.shape[0], 3, *l_norm.shape[-2:])}"
+                f", got {tuple(hints.shape)}"
+            )
+
+    def forward_logits(self, l_norm: Tensor, hints: Tensor | None = None) -> Tensor:
         """Raw bin logits for training (``head="bins"`` only).
 
         Args:
             l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1].
+            hints: ``(B, 3, H, W)`` hint map (hint-conditioned models only; ``None``: no hints).
 
         Returns:
             ``(B, num_bins, H/4, W/4)`` logits (sizes rounded up for sizes not divisible by 4).
@@ -290,30 +340,38 @@ class EffUNet(nn.Module):
             raise RuntimeError("forward_logits needs head='bins'")
         if self.more:
             raise RuntimeError("an ensemble (members > 1) is not trained: train each member alone")
-        return self._decode(self.ups, self.head, self._encode(l_norm))
+        self._check_hints(l_norm, hints)
+        return self._decode(self.ups, self.head, self._encode(l_norm), hints)
 
-    def member_probs(self, l_norm: Tensor) -> Tensor:
+    def member_probs(self, l_norm: Tensor, hints: Tensor | None = None) -> Tensor:
         """Mean over the members of their bin distributions (softmax at T = 1; ``"bins"`` only).
 
-        The target when a single decoder learns from an ensemble (``pixcolor train --teacher``).
+        The target when a single decoder learns from an ensemble (``pixcolor train --teacher``),
+        and the suggested colours at a point (:meth:`pixcolor.pipeline.Colorizer.suggest_colors`).
 
         Args:
             l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1].
+            hints: ``(B, 3, H, W)`` hint map (hint-conditioned models only).
 
         Returns:
             ``(B, num_bins, H/4, W/4)`` fp32 probabilities, summing to 1 over the bins.
         """
         if self.output_kind != "bins":
             raise RuntimeError("member_probs needs head='bins'")
+        self._check_hints(l_norm, hints)
         taps = self._encode(l_norm)
-        probs = [F.softmax(self._decode(u, h, taps).float(), dim=1) for u, h in self.decoders()]
+        probs = [
+            F.softmax(self._decode(u, h, taps, hints).float(), dim=1) for u, h in self.decoders()
+        ]
         return probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
 
-    def forward(self, l_norm: Tensor) -> Tensor:
+    def forward(self, l_norm: Tensor, hints: Tensor | None = None) -> Tensor:
         """Predict ab (for an ensemble, the mean of its members' ab).
 
         Args:
             l_norm: ``(B, in_channels, H, W)`` L_norm in [-1, 1], H and W multiples of 32.
+            hints: ``(B, 3, H, W)`` hint map (:mod:`pixcolor.models.hint_layers`), for a
+                model built with ``hints=True``; ``None`` colours on the model's own.
 
         Returns:
             ``(B, out_channels, H, W)`` ab_norm in [-1, 1], then scaled: each image's mean ab
@@ -321,10 +379,11 @@ class EffUNet(nn.Module):
         """
         if self.output_kind == "bins" and not self._centers_ready:
             raise RuntimeError("bin centres not set: call set_bin_centers() or load a state dict")
+        self._check_hints(l_norm, hints)
         taps = self._encode(l_norm)
         outs = []
         for ups, head in self.decoders():
-            y = self._decode(ups, head, taps)
+            y = self._decode(ups, head, taps, hints)
             if self.output_kind == "tanh":
                 outs.append(torch.tanh(y))
             else:  # (B, Q, H/4, W/4) logits -> (B, 2, H/4, W/4) fp32
@@ -333,3 +392,4 @@ class EffUNet(nn.Module):
         if self.output_kind == "bins":
             ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
         return apply_gains(ab, self.chroma_gain, self.cast_gain)
+

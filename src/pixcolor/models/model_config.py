@@ -122,6 +122,7 @@ KWARGS: dict[str, dict[str, Check]] = {
         "norm": _NORM,
         "dropout": _DROPOUT,
         "members": _int(1, MAX_MEMBERS),
+        "hints": _bool,
     },
     "srcnn": {
         "channels": _choice(1, 3),
