@@ -9,11 +9,12 @@ Example:
     >>> import pixcolor
     >>> model = pixcolor.load_model()              # the shipped default, on the best device
     >>> out = model.colorize("grandma_1952.jpg")   # PIL RGB image, same size as the input
+    >>> red_coat = model.colorize("grandma_1952.jpg", hints=[(120, 45, (200, 30, 40))])
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,15 @@ from torch import Tensor, nn
 
 from pixcolor.color import denormalize_ab, normalize_l, rgb_to_lab
 from pixcolor.device import resolve_device
+from pixcolor.errors import PixcolorError
+from pixcolor.hints import Hint, parse_hints, render_hints
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, ImageInput, as_uint8_rgb
 from pixcolor.models import hub
 from pixcolor.recolor import recolor_image
 from pixcolor.working_size import DEFAULT_SIZE, check_size, working_shape
 
 DEFAULT_MODEL = hub.DEFAULT_COLORIZER
+HintsLike = Mapping[str, Any] | Sequence[Any] | None  # the JSON dict, (x, y, rgb) tuples, Hints
 
 
 def available_models() -> list[str]:
@@ -82,6 +86,31 @@ class Colorizer:
         )
         self.model = generator.to(self.device, memory_format=fmt).eval()
         self.model.requires_grad_(False)
+        self._hint_colorizer: Colorizer | None = None
+
+    @property
+    def takes_hints(self) -> bool:
+        """Whether this network itself follows colour hints (a hint-conditioned EffUNet)."""
+        return bool(getattr(self.model, "takes_hints", False))
+
+    def hint_colorizer(self) -> Colorizer:
+        """The colorizer that follows hints for this one: itself if its network takes hints,
+        else the shipped model its config names in ``hints_model`` (loaded once, same device).
+
+        Raises:
+            PixcolorError: the model takes no hints and names no model that does.
+        """
+        if self.takes_hints:
+            return self
+        if self._hint_colorizer is None:
+            name = self.config.get("hints_model")
+            if not name:
+                raise PixcolorError(
+                    f"this {self.name} model takes no colour hints; use a hint model "
+                    "(--model hints, or a model trained with hints)"
+                )
+            self._hint_colorizer = load_model(name, device=self.device)
+        return self._hint_colorizer
 
     @property
     def name(self) -> str:
@@ -100,15 +129,24 @@ class Colorizer:
             )
 
     @torch.inference_mode()
-    def predict_ab(self, L: Tensor, *, stochastic: bool = False) -> Tensor:
-        """Run the generator: ``L (B,1,h,w)`` in Lab units 0..100 -> ab ``(B,2,h,w)`` Lab units."""
+    def predict_ab(
+        self, L: Tensor, *, stochastic: bool = False, hints: Tensor | None = None
+    ) -> Tensor:
+        """Run the generator: ``L (B,1,h,w)`` in Lab units 0..100 -> ab ``(B,2,h,w)`` Lab units.
+
+        ``hints`` is a ``(B, 3, h, w)`` hint map (:func:`pixcolor.hints.render_hints`); only a
+        network that takes hints accepts one.
+        """
         if stochastic:
             self.check_stochastic()
         dropouts = [m for m in self.model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d))]
         for m in dropouts:
             m.train(stochastic)
         x = normalize_l(L.to(self.device)).contiguous(memory_format=torch.channels_last)
-        ab = self.model(x).float()
+        if hints is None:
+            ab = self.model(x).float()
+        else:
+            ab = self.model(x, hints.to(self.device, torch.float32)).float()
         for m in dropouts:
             m.eval()
         return denormalize_ab(ab).cpu()
@@ -121,6 +159,7 @@ class Colorizer:
         stochastic: bool = False,
         saturation: float = 1.0,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        hints: HintsLike = None,
     ) -> Image.Image:
         """Colorize one image at its own resolution.
 
@@ -134,13 +173,20 @@ class Colorizer:
             saturation: colour strength, a factor on the predicted ab in [0, 2]: 1 is the
                 model's own colours, 0 gray (the input's luminance), 2 twice as strong.
             max_pixels: refuse larger images (decompression bombs).
+            hints: colour hints (:mod:`pixcolor.hints`): the ``{"points": [...]}`` dict, a list
+                of ``(x, y, (r, g, b))`` tuples in input pixels, or ``None``. With hints, the
+                image runs through :meth:`hint_colorizer`.
 
         Returns:
             An RGB PIL image of exactly the input's size.
+
+        Raises:
+            HintError: a malformed hint or a point outside the image.
         """
         return self.colorize_batch(
-            [image], size=size, stochastic=stochastic, saturation=saturation, max_pixels=max_pixels
-        )[0]
+            [image], size=size, stochastic=stochastic, saturation=saturation,
+            max_pixels=max_pixels, hints=[hints],
+        )[0]  # fmt: skip
 
     def colorize_batch(
         self,
@@ -150,22 +196,37 @@ class Colorizer:
         stochastic: bool = False,
         saturation: float = 1.0,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        hints: Sequence[HintsLike] | None = None,
     ) -> list[Image.Image]:
         """Colorize several images; those sharing a working shape run as one model batch.
+
+        ``hints``, if given, holds one entry per image (``None``: no hints for that image).
 
         Raises:
             ConfigError: ``size`` is not a whole number in [32, 2048].
             ImageReadError: an unreadable image, or one of zero size or over ``max_pixels``.
+            HintError: a malformed hint or a point outside its image.
         """
         size = self.size if size is None else check_size(size)
+        if hints is not None and len(hints) != len(images):
+            raise ValueError(f"{len(hints)} hint entries for {len(images)} images")
+        entries = [None] * len(images) if hints is None else list(hints)
+        parsed = [parse_hints(h, _source(im)) for im, h in zip(images, entries, strict=True)]
         arrays: list[np.ndarray | None] = [as_uint8_rgb(im, max_pixels=max_pixels) for im in images]
         smalls = [self._small_l(a, size) for a in arrays]
+        maps = [
+            self._hint_map(p, a.shape[:2], s.shape[-2:], _source(im)) if p else None
+            for p, a, s, im in zip(parsed, arrays, smalls, images, strict=True)
+        ]
         ab_small: list[Tensor | None] = [None] * len(arrays)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int, bool], list[int]] = {}
         for i, s in enumerate(smalls):
-            groups.setdefault(tuple(s.shape[-2:]), []).append(i)
-        for idx in groups.values():
-            ab = self.predict_ab(torch.cat([smalls[i] for i in idx]), stochastic=stochastic)
+            groups.setdefault((*s.shape[-2:], maps[i] is not None), []).append(i)
+        for (*_, hinted), idx in groups.items():
+            model = self.hint_colorizer() if hinted else self
+            hint_batch = torch.cat([maps[i] for i in idx]) if hinted else None
+            L = torch.cat([smalls[i] for i in idx])
+            ab = model.predict_ab(L, stochastic=stochastic, hints=hint_batch)
             for j, i in enumerate(idx):
                 ab_small[i] = ab[j]
         outputs = []
@@ -175,6 +236,61 @@ class Colorizer:
             del rgb
             outputs.append(Image.fromarray(out))
         return outputs
+
+    @torch.inference_mode()
+    def suggest_colors(
+        self,
+        image: ImageInput,
+        x: float,
+        y: float,
+        *,
+        k: int = 8,
+        hints: HintsLike = None,
+        size: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> list[tuple[int, int, int]]:
+        """The ``k`` most likely colours at pixel ``(x, y)``, most likely first (Zhang et al.'s
+        suggested palette): peaks of the model's ab distribution there, at least 20 ab units
+        apart, each shown at the photo's own lightness at that point.
+
+        Args:
+            image: as for :meth:`colorize`; ``x``, ``y``: input pixels, origin top-left.
+            k: how many colours (1-64).
+            hints: hints already placed (then the hint model's distribution is used).
+            size: working size (default: the model's).
+
+        Returns:
+            ``k`` ``(r, g, b)`` tuples of ints 0-255 (fewer if the distribution has fewer peaks).
+
+        Raises:
+            HintError: the point is outside the image; PixcolorError: not an ab-bin model.
+        """
+        from pixcolor.suggest import palette
+
+        if not 1 <= k <= 64:
+            raise ValueError(f"k must be in [1, 64], got {k}")
+        rgb = as_uint8_rgb(image, max_pixels=max_pixels)
+        parsed = parse_hints(hints, _source(image))
+        render_hints([Hint(x, y, (0, 0, 0))], rgb.shape[:2], (1, 1), _source(image))  # inside?
+        small = self._small_l(rgb, self.size if size is None else check_size(size))
+        model = self.hint_colorizer() if parsed else self
+        net = model.model
+        if getattr(net, "output_kind", None) != "bins":
+            raise PixcolorError(f"suggested colours need an ab-bin model; this is {self.name}")
+        hint_map = self._hint_map(parsed, rgb.shape[:2], small.shape[-2:], _source(image))
+        x_in = normalize_l(small.to(model.device)).contiguous(memory_format=torch.channels_last)
+        probs = net.member_probs(x_in, hint_map.to(model.device) if parsed else None)[0].cpu()
+        gy = min(probs.shape[1] - 1, int(y * probs.shape[1] / rgb.shape[0]))
+        gx = min(probs.shape[2] - 1, int(x * probs.shape[2] / rgb.shape[1]))
+        pixel = rgb[int(y), int(x)]
+        return palette(probs[:, gy, gx], net.bin_centers.float().cpu(), pixel, k)
+
+    def _hint_map(
+        self, hints: list[Hint], image_hw: tuple[int, ...], work_hw: tuple[int, ...], source: str
+    ) -> Tensor:
+        """The ``(1, 3, h, w)`` hint map; checks the hint model exists before any work."""
+        self.hint_colorizer()
+        return render_hints(hints, (image_hw[0], image_hw[1]), (work_hw[0], work_hw[1]), source)
 
     def _small_l(self, rgb: np.ndarray, size: int) -> Tensor:
         """L at working size ``(1, 1, h, w)``, from an antialiased bicubic RGB resize."""
@@ -202,6 +318,11 @@ class Colorizer:
         """
         ab = ab_small.detach().float().cpu().numpy()
         return recolor_image(rgb, ab, saturation=saturation, threads=torch.get_num_threads())
+
+
+def _source(image: ImageInput) -> str:
+    """What hint errors call an image: its path, or "hints"."""
+    return f"{image} (hints)" if isinstance(image, (str, Path)) else "hints"
 
 
 @lru_cache(maxsize=2)

@@ -43,8 +43,8 @@ from pixcolor.train_setup import (
     make_train_loader,
     no_sync,
     prepare_batch,
-    simulated_hints,
     resolve_precision,
+    simulated_hints,
 )
 from pixcolor.visualize import save_png
 

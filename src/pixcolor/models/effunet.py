@@ -392,4 +392,3 @@ class EffUNet(nn.Module):
         if self.output_kind == "bins":
             ab = F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
         return apply_gains(ab, self.chroma_gain, self.cast_gain)
-

@@ -114,8 +114,11 @@ def widen_for_hints(model: nn.Module, state: dict[str, Tensor]) -> dict[str, Ten
             out[key] = own
         elif theirs is not None and theirs.shape == own.shape:
             out[key] = theirs
-        elif theirs is not None and theirs.shape[1:] != own.shape[1:] and theirs.ndim == 4 and (
-            theirs.shape[1] + HINT_FEATURES == own.shape[1]
+        elif (
+            theirs is not None
+            and theirs.shape[1:] != own.shape[1:]
+            and theirs.ndim == 4
+            and (theirs.shape[1] + HINT_FEATURES == own.shape[1])
         ):
             out[key] = torch.cat([theirs, theirs.new_zeros(own.shape[0], HINT_FEATURES,
                                                            *own.shape[2:])], 1)  # fmt: skip

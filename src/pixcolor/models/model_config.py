@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,13 @@ def _choice(*options: Any) -> Check:
 def _bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{field} must be true or false, got {value!r}")
+    return value
+
+
+def _shipped_name(value: Any, field: str) -> str:
+    """A shipped model's name (a folder under pixcolor/weights): no path, no traversal."""
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
+        raise ConfigError(f"{field} must be a shipped model name, got {value!r:.40}")
     return value
 
 
@@ -140,6 +148,7 @@ FIELDS: dict[str, Check] = {
     "step": _COUNT,
     "epochs": _COUNT,
     "steps": _COUNT,
+    "hints_model": _shipped_name,  # the shipped model that takes over when hints are given
 }
 
 

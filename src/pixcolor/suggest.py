@@ -1,0 +1,54 @@
+"""Suggested colours at a point: the peaks of a model's ab distribution there.
+
+Zhang et al. 2017 show the user a palette of the colours the network finds likely at the
+clicked point. Neighbouring ab bins (10 units apart) look alike, so the palette keeps the most
+likely bins at least ``min_distance`` ab units apart, and shows each at the photo's own
+lightness there: what the photo will look like with that hint.
+
+Example:
+    >>> centers = torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.52, 0.0]])
+    >>> palette(torch.tensor([0.2, 0.5, 0.3]), centers, np.array([128, 128, 128]), 3)
+    [(211, 82, 130), (128, 128, 128)]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pixcolor.color import AB_SCALE, lab_to_rgb, rgb_to_lab
+
+__all__ = ["palette"]
+
+
+def palette(
+    probs: Tensor, centers: Tensor, pixel: np.ndarray, k: int, min_distance: float = 20.0
+) -> list[tuple[int, int, int]]:
+    """Up to ``k`` distinct likely colours, most likely first.
+
+    Args:
+        probs: ``(Q,)`` probabilities of the ab bins at the point.
+        centers: ``(Q, 2)`` bin centres in ab_norm (ab / 110).
+        pixel: ``(3,)`` uint8 RGB of the photo at the point; its L is kept.
+        k: how many colours at most.
+        min_distance: smallest ab distance (Lab units) between two colours of the palette.
+
+    Returns:
+        ``(r, g, b)`` tuples of ints in 0-255.
+    """
+    ab = centers.float() * AB_SCALE
+    chosen: list[Tensor] = []
+    for q in torch.argsort(probs.float(), descending=True).tolist():
+        if len(chosen) == k:
+            break
+        if all(float(torch.dist(ab[q], c)) >= min_distance for c in chosen):
+            chosen.append(ab[q])
+    rgb = torch.from_numpy(np.asarray(pixel, dtype=np.float32) / 255.0)[:, None, None]
+    L = rgb_to_lab(rgb)[0]  # (1, 1)
+    out = []
+    for c in chosen:
+        lab = torch.cat([L[None], c[:, None, None]], dim=0)
+        colour = lab_to_rgb(lab).mul(255.0).round().clamp(0, 255).flatten().to(torch.uint8)
+        out.append(tuple(int(v) for v in colour.tolist()))
+    return out  # type: ignore[return-value]
