@@ -76,7 +76,7 @@ def test_output_written_by_another_run_meanwhile_is_skipped(tmp_path, capsys):
     src = _photo(tmp_path / "in" / "a.jpg")
     out = tmp_path / "out"
 
-    def job(path: Path) -> Image.Image:  # another run publishes a.png while this one works
+    def job(item) -> Image.Image:  # another run publishes a.png while this one works
         Image.new("RGB", (4, 4), (1, 2, 3)).save(out / "a.png")
         return Image.new("RGB", (4, 4))
 
@@ -92,7 +92,7 @@ def test_unreadable_output_of_another_run_is_a_failure(tmp_path, capsys):
     src = _photo(tmp_path / "in" / "a.jpg")
     out = tmp_path / "out"
 
-    def job(path: Path) -> Image.Image:
+    def job(item) -> Image.Image:
         (out / "a.png").write_bytes(b"not a png")
         return Image.new("RGB", (4, 4))
 

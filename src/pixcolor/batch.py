@@ -71,7 +71,7 @@ def output_dir_arg(text: str) -> Path:
 def run_batch(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
-    job: Callable[[Path], Image.Image],
+    job: Callable[[InputFile], Image.Image],
     *,
     fmt: str = "png",
     overwrite: bool = False,
@@ -83,7 +83,8 @@ def run_batch(
     Args:
         inputs: files, folders (walked recursively, structure mirrored) or glob patterns.
         out_dir: output root; if it lies inside an input folder, it is not searched.
-        job: turns an input path into the output image; raises ``PixcolorError`` on bad input.
+        job: turns an input (its ``path``, and its ``relative`` path, which the output
+            mirrors) into the output image; raises ``PixcolorError`` on bad input.
         fmt: ``"png"`` or ``"jpg"``.
         overwrite: replace outputs that already exist (inputs are never replaced).
         verb: word for the summary line ("colorized", "upscaled").
@@ -235,7 +236,7 @@ def check_output_dir(out_dir: Path) -> None:
 
 
 def _process(
-    item: InputFile, target: Path, job: Callable[[Path], Image.Image], overwrite: bool
+    item: InputFile, target: Path, job: Callable[[InputFile], Image.Image], overwrite: bool
 ) -> str:
     """Make one output; returns the :class:`BatchResult` field to count it in."""
     from pixcolor.imageio import output_metadata  # here: --help must not import torch
@@ -245,7 +246,7 @@ def _process(
         raise PixcolorError(f"{target}: output would overwrite the input; choose another -o")
     if target.exists() and not overwrite:
         return "skipped"
-    image = job(item.path)
+    image = job(item)
     try:
         save_image_atomic(image, target, overwrite=overwrite, metadata=output_metadata(item.path))
     except OutputExistsError:  # another run published it meanwhile (atomically: complete)

@@ -234,10 +234,9 @@ def simulate_hints(
     height, width = rgb.shape[:2]
     r = min(radius, (min(height, width) - 1) // 2)
     rng = np.random.default_rng([seed, height, width])
-    xs = rng.integers(r, width - r, size=count)
-    ys = rng.integers(r, height - r, size=count)
     hints = []
-    for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+    for _ in range(count):  # one point at a time, so draws are nested
+        x, y = int(rng.integers(r, width - r)), int(rng.integers(r, height - r))
         patch = rgb[y - r : y + r + 1, x - r : x + r + 1].reshape(-1, 3).astype(np.float64)
         colour = tuple(int(c) for c in np.rint(patch.mean(0)))
         hints.append(Hint(float(x), float(y), colour, r))  # type: ignore[arg-type]

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pixcolor.color import AB_SCALE, lab_to_rgb, rgb_to_lab
+from pixcolor.color import AB_SCALE
+from pixcolor.recolor import recolor_image
 
 __all__ = ["palette"]
 
@@ -44,11 +45,11 @@ def palette(
             break
         if all(float(torch.dist(ab[q], c)) >= min_distance for c in chosen):
             chosen.append(ab[q])
-    rgb = torch.from_numpy(np.asarray(pixel, dtype=np.float32) / 255.0)[:, None, None]
-    L = rgb_to_lab(rgb)[0]  # (1, 1)
-    out = []
-    for c in chosen:
-        lab = torch.cat([L[None], c[:, None, None]], dim=0)
-        colour = lab_to_rgb(lab).mul(255.0).round().clamp(0, 255).flatten().to(torch.uint8)
-        out.append(tuple(int(v) for v in colour.tolist()))
-    return out  # type: ignore[return-value]
+    if not chosen:
+        return []
+    # The photo's pixel repeated, recoloured as outputs are: its L kept, out-of-gamut colours
+    # pulled towards the gray of that L (pixcolor.recolor).
+    row = np.repeat(np.asarray(pixel, dtype=np.uint8).reshape(1, 1, 3), len(chosen), axis=1)
+    ab_row = torch.stack(chosen).T[:, None, :].numpy()  # (2, 1, n)
+    colours = recolor_image(row, ab_row, threads=1)[0]
+    return [tuple(int(v) for v in c) for c in colours]  # type: ignore[misc]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixcolor.batch import FORMATS, check_folders, notice_if_slow, output_dir_arg, run_batch
+
+if TYPE_CHECKING:
+    from pixcolor.files import InputFile
+    from pixcolor.hints import Hint
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="dropout on, for different colours per run (models with dropout only; the shipped "
         "ones have none)",
+    )
+    p.add_argument(
+        "--hints",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help='colour hints: for one input file a JSON file ({"points": [{"x", "y", '
+        '"rgb", "radius"}]}); otherwise a folder mirroring the inputs (hints of '
+        "INPUT/a/b.png in PATH/a/b.json; images without one get none)",
     )
     p.add_argument(
         "--upscale",
@@ -59,15 +74,24 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, device=args.device)
     if args.stochastic:
         model.check_stochastic()
+    hints_for = _hints_lookup(args.inputs, args.hints)
+    if hints_for is not None:
+        with notice_if_slow("loading the hint model ..."):
+            model.hint_colorizer()
     upscaler = None
     if args.upscale:
         from pixcolor.sr import load_upscaler
 
         upscaler = load_upscaler(None, scale=args.upscale, device=args.device)
 
-    def job(path: Path):
+    def job(item: InputFile):
+        hints = hints_for(item) if hints_for is not None else None
         image = model.colorize(
-            path, size=args.size, stochastic=args.stochastic, saturation=args.saturation
+            item.path,
+            size=args.size,
+            stochastic=args.stochastic,
+            saturation=args.saturation,
+            hints=hints,
         )
         return upscaler.upscale(image, args.upscale) if upscaler is not None else image
 
@@ -75,3 +99,38 @@ def run(args: argparse.Namespace) -> int:
         args.inputs, args.out, job, fmt=args.format, overwrite=args.overwrite, verb="colorized"
     )
     return result.exit_code
+
+
+def _hints_lookup(
+    inputs: list[str], hints: Path | None
+) -> Callable[[InputFile], list[Hint] | None] | None:
+    """``item -> its hints`` for ``--hints PATH`` (``None`` without the flag).
+
+    One input file: PATH is its JSON file. Anything else: PATH is a folder mirroring the
+    inputs; an image without a hints file gets none. Files are read when their image is, so a
+    bad one fails that image only.
+
+    Raises:
+        PixcolorError: PATH missing, or a file where a folder is needed (and the reverse).
+    """
+    if hints is None:
+        return None
+    from pixcolor.errors import PixcolorError
+    from pixcolor.hints import load_hints
+
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    if single and not hints.is_file():
+        raise PixcolorError(f"--hints {hints}: no such hints file (one input: a JSON file)")
+    if not single and not hints.is_dir():
+        raise PixcolorError(
+            f"--hints {hints}: not a folder (for folders, globs or several files --hints is a "
+            "folder mirroring the inputs: INPUT/a/b.png -> PATH/a/b.json)"
+        )
+    if single:
+        return lambda item: load_hints(hints)
+
+    def lookup(item: InputFile) -> list[Hint] | None:
+        path = hints / item.relative.with_suffix(".json")
+        return load_hints(path) if path.is_file() else None
+
+    return lookup

@@ -59,7 +59,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     result = run_batch(
         args.inputs,
         args.out,
-        lambda path: upscaler.upscale(path, args.scale, self_ensemble=args.self_ensemble),
+        lambda item: upscaler.upscale(item.path, args.scale, self_ensemble=args.self_ensemble),
         fmt=args.format,
         overwrite=args.overwrite,
         verb="upscaled",
