@@ -2,7 +2,9 @@
 
 Each photo's grayscale input is made from its own L channel (ab = 0); that gray image is also
 the baseline. Models colorize it through the same pipeline as ``pixcolor colorize``, and every
-output is scored against the original with :mod:`pixcolor.metrics`.
+output is scored against the original with :mod:`pixcolor.metrics`. With a
+:class:`pixcolor.evaluate_hints.HintPlan`, models and Levin et al. 2004 also run with simulated
+colour hints (:mod:`pixcolor.evaluate_hints`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +26,9 @@ from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.files import InputFile
 from pixcolor.imageio import read_image
 from pixcolor.pipeline import Colorizer
+
+if TYPE_CHECKING:
+    from pixcolor.evaluate_hints import HintPlan
 
 BASELINE = "gray baseline"
 TRUTH = "truth"
@@ -70,8 +76,12 @@ def evaluate(
     *,
     size: int | None = None,
     keep_images: bool = True,
+    hints: HintPlan | None = None,
 ) -> tuple[list[ImageScores], dict[str, dict[str, np.ndarray]], list[tuple[str, str]]]:
     """Score every model and the gray baseline on every photo.
+
+    With ``hints``, every model (and Levin et al.'s propagation) runs once per hint count of
+    the plan, under the names of :func:`pixcolor.evaluate_hints.method_name`.
 
     Returns:
         (per-image scores, images kept for the report {path: {method: array}}, failures).
@@ -87,8 +97,15 @@ def evaluate(
         group = str(item.relative.parent)
         entry = ImageScores(str(item.path), group)
         outputs = {BASELINE: gray}
-        for name, model in models.items():
-            outputs[name] = np.asarray(model.colorize(gray, size=size))
+        if hints is None:
+            for name, model in models.items():
+                outputs[name] = np.asarray(model.colorize(gray, size=size))
+            shots = {"input": gray, **{n: outputs[n] for n in models}}
+        else:
+            from pixcolor.evaluate_hints import hinted_outputs
+
+            hinted, shots = hinted_outputs(gray, truth, models, hints, size=size)
+            outputs.update(hinted)
         for name, out in outputs.items():
             entry.scores[name] = score(out, truth)
         entry.scores[TRUTH] = {
@@ -96,7 +113,7 @@ def evaluate(
         }
         results.append(entry)
         if keep_images:  # thumbnails only, so memory stays small on big sets
-            shots = {"input": gray, **{n: outputs[n] for n in models}, "truth": truth}
+            shots["truth"] = truth
             kept[entry.path] = {k: thumbnail(v) for k, v in shots.items()}
     if not results:
         raise PixcolorError("no image could be evaluated")

@@ -28,11 +28,14 @@ def write_metrics_json(
     results: Sequence[ImageScores],
     failures: Sequence[tuple[str, str]],
     meta: dict,
+    *,
+    hints: dict | None = None,
 ) -> Path:
-    """Summary table, per-image scores and failures as JSON."""
+    """Summary table, per-image scores and failures as JSON (and the ``hints`` curve, if any)."""
     doc = {
         "meta": meta,
         "summary": table,
+        **({"hints": hints} if hints is not None else {}),
         "images": [{"path": r.path, "group": r.group, "scores": r.scores} for r in results],
         "failures": [{"path": p, "reason": why} for p, why in failures],
     }
@@ -59,6 +62,56 @@ def plot_distributions(results: Sequence[ImageScores], out: Path) -> Path:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return save_figure(fig, out)
+
+
+def plot_hint_curve(curve: dict, out: Path) -> Path:
+    """Mean PSNR against the number of hints per photo, one line per method
+    (:func:`pixcolor.evaluate_hints.hint_curve`), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    counts = curve["counts"]
+    xs = [max(n, 0.5) for n in counts]  # log axis: N = 0 drawn at 0.5
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for method, values in curve["methods"].items():
+        style = "--" if method == BASELINE else "-"
+        ax.plot(xs, values["psnr"], style, marker="o", label=method)
+    if len(counts) > 1 and max(counts) >= 5:
+        ax.set_xscale("log")
+    ax.set_xticks(xs, [str(n) for n in counts])
+    ax.set_xlabel("simulated hints per photo")
+    ax.set_ylabel("mean PSNR (dB)")
+    ax.set_title(f"PSNR against hints ({curve['images']} images)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, out)
+
+
+def _hint_section(curve: dict, plot_png: Path) -> list[str]:
+    """The hints table (PSNR / SSIM / spread per N and method) and its plot."""
+    methods = list(curve["methods"])
+    parts = [
+        "<h2>Simulated hints</h2>",
+        f"<p>{curve['images']} images; hints drawn from the truth with seed {curve['seed']}, "
+        f"radius {curve['radius']}, nested over N.</p><table><tr><th>hints</th>",
+        *(f"<th colspan='3'>{html.escape(m)}</th>" for m in methods),
+        "</tr><tr><th></th>",
+        *("<th>PSNR dB</th><th>SSIM</th><th>spread</th>" for _ in methods),
+        "</tr>",
+    ]
+    for i, n in enumerate(curve["counts"]):
+        parts.append(f"<tr><td>{n}</td>")
+        for m in methods:
+            v = curve["methods"][m]
+            parts.append(
+                f"<td>{v['psnr'][i]:.2f}</td><td>{v['ssim'][i]:.4f}</td><td>{v['spread'][i]:.2f}</td>"
+            )
+        parts.append("</tr>")
+    plot = base64.b64encode(plot_png.read_bytes()).decode()
+    parts.append(f"</table><img alt='PSNR against hints' src='data:image/png;base64,{plot}'>")
+    return parts
 
 
 def _png_b64(array: np.ndarray, height: int = THUMB) -> str:
@@ -111,8 +164,15 @@ def write_html(
     images: dict[str, dict[str, np.ndarray]],
     plot_png: Path,
     meta: dict,
+    *,
+    hints: dict | None = None,
+    hints_png: Path | None = None,
 ) -> Path:
-    """One self-contained HTML report: tables, best/median/worst grids and the plot."""
+    """One self-contained HTML report: tables, best/median/worst grids and the plot.
+
+    With ``hints`` (a :func:`pixcolor.evaluate_hints.hint_curve`) and its plot ``hints_png``,
+    the page starts with the hints table and the plot of PSNR against N.
+    """
     model = next((m for m in results[0].scores if m not in (BASELINE, TRUTH)), BASELINE)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -126,6 +186,8 @@ def write_html(
         "<h1>pixcolor evaluation</h1>",
         f"<p>{html.escape(json.dumps(meta))}</p>",
     ]
+    if hints is not None and hints_png is not None:
+        parts += _hint_section(hints, hints_png)
     parts += _html_tables(table)
     parts.append(f"<h2>Best, median and worst by {html.escape(model)} PSNR</h2>")
     for label, r in picks(results, model):

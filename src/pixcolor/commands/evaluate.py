@@ -1,9 +1,33 @@
-"""``pixcolor evaluate DATA...``: score colorizers and the gray baseline on colour photos."""
+"""``pixcolor evaluate DATA...``: score colorizers and the gray baseline on colour photos.
+
+``--hints 0,1,2,5`` also scores them with that many simulated colour hints per photo, beside
+the classical propagation of Levin et al. 2004 (:mod:`pixcolor.evaluate_hints`).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+# The default of a bare --hints, the issue's list (pixcolor.evaluate_hints.DEFAULT_COUNTS;
+# written out here because parsing loads no torch).
+DEFAULT_HINT_COUNTS = "0,1,2,5,10,20,50"
+MAX_HINTS = 1000  # pixcolor.hints.MAX_POINTS
+
+
+def hint_counts(text: str) -> tuple[int, ...]:
+    """``"0,1,2,5"`` -> ``(0, 1, 2, 5)``: whole numbers 0-1000, sorted, duplicates dropped."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of hint counts like 0,1,5, got {text!r}"
+        ) from None
+    if not counts or any(not 0 <= c <= MAX_HINTS for c in counts):
+        raise argparse.ArgumentTypeError(
+            f"hint counts must be whole numbers 0-{MAX_HINTS}, got {text!r}"
+        )
+    return tuple(sorted(set(counts)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,11 +40,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N photos")
     p.add_argument("-o", "--out", type=Path, default=None, help="report folder")
+    p.add_argument(
+        "--hints",
+        type=hint_counts,
+        nargs="?",
+        const=hint_counts(DEFAULT_HINT_COUNTS),
+        default=None,
+        metavar="N[,N...]",
+        help="also score with N simulated colour hints per photo, and Levin et al. 2004 with "
+        f"the same hints (bare: {DEFAULT_HINT_COUNTS})",
+    )
+    p.add_argument(
+        "--hints-seed", type=int, default=0, metavar="S", help="seed of the hints (default: 0)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print tables, write metrics.json, distributions.png and report.html."""
+    """Evaluate, print tables, write metrics.json, distributions.png and report.html
+    (with ``--hints`` also hints.csv and hints.png)."""
     import sys
 
     from pixcolor.errors import PixcolorError
@@ -42,11 +80,25 @@ def run(args: argparse.Namespace) -> int:
     models = {main_name: load_model(args.model, device=args.device)}
     for path in args.compare:
         models[Path(path).name or str(path)] = load_model(path, device=args.device)
-    results, images, failures = evaluate(files, models, size=args.size)
+    plan = None
+    if args.hints is not None:
+        from pixcolor.evaluate_hints import HintPlan
+
+        plan = HintPlan(args.hints, args.hints_seed)
+        if max(plan.counts) > 0:
+            for model in models.values():
+                model.hint_colorizer()  # no hint model: one clear error before any work
+    results, images, failures = evaluate(files, models, size=args.size, hints=plan)
     for path, reason in failures:
         print(f"{path}: {reason}", file=sys.stderr)
     table = summarize(results)
     print(format_table(table))
+    curve = None
+    if plan is not None:
+        from pixcolor.evaluate_hints import format_curve, hint_curve
+
+        curve = hint_curve(table["all"], list(models), plan)
+        print(format_curve(curve))
     out = args.out or default_output_dir(args.data[0])
     meta = {
         "data": args.data,
@@ -54,9 +106,20 @@ def run(args: argparse.Namespace) -> int:
         "size": args.size,
         "images": len(results),
         "failed": len(failures),
+        **({"hints": list(plan.counts), "hints_seed": plan.seed} if plan else {}),
     }
-    write_metrics_json(out / "metrics.json", table, results, failures, meta)
+    write_metrics_json(out / "metrics.json", table, results, failures, meta, hints=curve)
     plot = plot_distributions(results, out / "distributions.png")
-    page = write_html(out / "report.html", table, results, images, plot, meta)
+    hints_png = None
+    if curve is not None:
+        from pixcolor.evaluate_hints import write_curve_csv
+        from pixcolor.report import plot_hint_curve
+
+        write_curve_csv(out / "hints.csv", curve)
+        hints_png = plot_hint_curve(curve, out / "hints.png")
+        print(f"wrote {out / 'hints.csv'} and {hints_png}")
+    page = write_html(
+        out / "report.html", table, results, images, plot, meta, hints=curve, hints_png=hints_png
+    )
     print(f"wrote {out / 'metrics.json'}, {plot} and {page}")
     return 1 if failures or problems else 0
