@@ -28,6 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
+    p.add_argument(
+        "--hints",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score the consistent path with N hints simulated on each clip's first frame "
+        "from its colours and carried along the motion (row 'hinted'; needs a hint model)",
+    )
+    p.add_argument("--hints-seed", type=int, default=0, help="seed of the simulated hints")
     p.add_argument("--json", type=Path, default=None, help="also write the scores here")
     p.set_defaults(func=run)
 
@@ -36,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table."""
     if args.size is not None and not 32 <= args.size <= 2048:
         raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
+    if not 0 <= args.hints <= 1000:
+        raise PixcolorError(f"--hints must be in [0, 1000], got {args.hints}")
     try:
         from pixcolor.video.evaluate import (
             OVERALL,
@@ -52,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     list_clips(args.dir)  # a bad DIR fails before the model loads
     model = load_model(args.model, device=args.device)
-    results = evaluate_video(model, args.dir, size=args.size)
+    if args.hints:
+        model.hint_colorizer()  # no hint model: one line before any work
+    results = evaluate_video(
+        model, args.dir, size=args.size, hints=args.hints, hints_seed=args.hints_seed
+    )
     print(format_table(results))
     print(compare(results[OVERALL]["scores"]))
     if args.json is not None:

@@ -38,6 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="colorize each frame on its own (no temporal consistency)",
     )
+    p.add_argument(
+        "--hints",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="colour hints on keyframes, carried along the motion until a cut: a JSON file "
+        '{"frames": [{"frame": 0, "points": [{"x", "y", "rgb", "radius"}]}, ...]} for one '
+        "INPUT, or a folder of <clip name>.json (video stem or folder name) for several",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run)
 
@@ -48,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
         raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
     if not 0.0 <= args.saturation <= 2.0:
         raise PixcolorError(f"--saturation must be in [0, 2], got {args.saturation:g}")
+    if args.hints is not None and not args.hints.is_dir():
+        if not args.hints.is_file():
+            raise PixcolorError(f"--hints {args.hints}: no such hints file or folder")
+        if len(args.inputs) > 1:
+            raise PixcolorError(
+                f"--hints {args.hints}: one hints file for {len(args.inputs)} clips; give a "
+                "folder of <clip name>.json"
+            )
     try:
         from pixcolor.video.clips import VideoSettings, run_clips
     except ModuleNotFoundError as exc:
@@ -61,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         consistent=args.temporal,
         overwrite=args.overwrite,
         saturation=args.saturation,
+        hints=args.hints,
     )
     return run_clips(
         lambda: load_model(args.model, device=args.device), args.inputs, args.out, settings

@@ -7,9 +7,22 @@ Example:
     >>> from pixcolor.video import colorize_frames
     >>> model = pixcolor.load_model("fast")
     >>> outputs = colorize_frames(model, frames)  # frames: iterable of (H, W, 3) uint8
+    >>> hinted = colorize_frames(model, frames, hints=load_video_hints("reel.json"))
 """
 
 from pixcolor.video.frames import colorize_frames, predictions
-from pixcolor.video.temporal import TemporalFilter, TemporalOptions, is_cut
+from pixcolor.video.hints import HintTracker, VideoHints, load_video_hints, parse_video_hints
+from pixcolor.video.temporal import MotionEstimator, TemporalFilter, TemporalOptions, is_cut
 
-__all__ = ["TemporalFilter", "TemporalOptions", "colorize_frames", "is_cut", "predictions"]
+__all__ = [
+    "HintTracker",
+    "MotionEstimator",
+    "TemporalFilter",
+    "TemporalOptions",
+    "VideoHints",
+    "colorize_frames",
+    "is_cut",
+    "load_video_hints",
+    "parse_video_hints",
+    "predictions",
+]

@@ -5,6 +5,10 @@ with each frame saved as PNG under its own name. Each output is written under a 
 temporary name and renamed into place only once complete, so an interrupted run (Ctrl-C, a
 crash, a full disk) leaves no partial output behind; outputs that exist are kept unless
 ``overwrite``, and an input is never replaced.
+
+Colour hints (:mod:`pixcolor.video.hints`): ``--hints FILE`` for one clip, or ``--hints
+FOLDER`` holding ``<clip name>.json`` per clip (the video file's stem or the frame folder's
+name; a clip without one gets none). A bad hints file fails its clip only, before any work.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pixcolor.errors import PixcolorError
 from pixcolor.pipeline import Colorizer
 from pixcolor.png import write_png
 from pixcolor.video.frames import colorize_frames
+from pixcolor.video.hints import VideoHints, load_video_hints
 from pixcolor.video.io import is_video_name, list_frames, probe_video, read_frames, transcode_video
 from pixcolor.video.temporal import TemporalOptions
 
@@ -44,11 +49,26 @@ class VideoSettings:
     )  # the temporal filter's settings
     overwrite: bool = False  # replace outputs that exist
     saturation: float = 1.0  # factor on the output's ab (1 = the model's own colours)
+    hints: Path | None = None  # a video hints file (one clip) or a folder of <clip name>.json
 
 
 def output_for(src: Path, out_dir: Path) -> Path:
     """``OUT/<stem>.mp4`` for a video file, ``OUT/<folder name>`` for a frame folder."""
     return out_dir / (f"{src.stem}.mp4" if src.is_file() else src.resolve().name)
+
+
+def clip_hints(src: Path, hints: Path | None) -> VideoHints | None:
+    """The hints of clip ``src`` from ``--hints`` (see the module doc); None without any.
+
+    Raises:
+        HintError: the clip's hints file is missing (a file given), unreadable or malformed.
+    """
+    if hints is None:
+        return None
+    if hints.is_dir():
+        path = hints / f"{src.stem if src.is_file() else src.resolve().name}.json"
+        return load_video_hints(path) if path.is_file() else None
+    return load_video_hints(hints)
 
 
 def check_input(src: Path) -> None:
@@ -73,9 +93,15 @@ def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
 
 
 def colorize_clip(
-    model: Colorizer, src: Path, out_dir: Path, settings: VideoSettings = VideoSettings()
+    model: Colorizer,
+    src: Path,
+    out_dir: Path,
+    settings: VideoSettings = VideoSettings(),
+    hints: VideoHints | None = None,
 ) -> Path:
     """Colorize one clip into ``out_dir`` and return the output's path (see the module doc).
+
+    ``hints`` are the clip's colour hints (:func:`clip_hints`); ``settings.hints`` is not read.
 
     Raises:
         PixcolorError: bad input (one line naming the file), or the output exists.
@@ -88,7 +114,7 @@ def colorize_clip(
     def process(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         return colorize_frames(
             model, frames, size=settings.size, temporal=settings.temporal,
-            consistent=settings.consistent, saturation=settings.saturation,
+            consistent=settings.consistent, saturation=settings.saturation, hints=hints,
         )  # fmt: skip
 
     tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.partial")
@@ -165,6 +191,7 @@ def run_clips(
         try:
             check_input(src)
             _check_target(src, output_for(src, out_dir), settings.overwrite)
+            hints = clip_hints(src, settings.hints)
         except OutputExistsError as exc:
             print(f"{exc}; skipped", file=sys.stderr)
             skipped += 1
@@ -175,7 +202,7 @@ def run_clips(
             continue
         model = model or load()  # a bad --model stops the run here (exit 2)
         try:
-            print(f"{src} -> {colorize_clip(model, src, out_dir, settings)}")
+            print(f"{src} -> {colorize_clip(model, src, out_dir, settings, hints)}")
             done += 1
         except (PixcolorError, OSError) as exc:
             print(exc if isinstance(exc, PixcolorError) else f"{src}: {exc}", file=sys.stderr)

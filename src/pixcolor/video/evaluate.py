@@ -3,6 +3,9 @@
 Each clip is a folder of colour frames. Both paths colorize the clip's own lightness from one
 model prediction per frame (so they differ only by the temporal filter) and are scored with
 :class:`~pixcolor.video.consistency.ClipScorer` beside the gray baseline (ab = 0) and the truth.
+With ``hints=N``, a ``hinted`` row adds the consistent path with N hints simulated on each
+clip's first frame from its truth (:func:`pixcolor.hints.simulate_hints`) and carried along
+the motion (:mod:`pixcolor.video.hints`), so it can be set against the unhinted ``consistent``.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ from tqdm import tqdm
 from pixcolor.color import gray_uint8
 from pixcolor.errors import PixcolorError
 from pixcolor.files import is_image_name
+from pixcolor.hints import simulate_hints
 from pixcolor.pipeline import Colorizer
 from pixcolor.video.consistency import ClipScorer
 from pixcolor.video.frames import predictions
+from pixcolor.video.hints import HintTracker, VideoHints, predict_with_hints
 from pixcolor.video.io import list_frames, read_frames
-from pixcolor.video.temporal import TemporalFilter, TemporalOptions
+from pixcolor.video.temporal import MotionEstimator, TemporalFilter, TemporalOptions
 
 METHODS = ("gray", "per-frame", "consistent")
-ROWS = (*METHODS, "truth")  # rows of each clip's table
+HINTED = "hinted"  # the consistent path with simulated hints (``hints=N``)
+ROWS = (*METHODS, "truth")  # rows of each clip's table (with hints, HINTED before truth)
 OVERALL = "overall"
 # (key, column title, format) of the table
 COLUMNS = (
@@ -64,25 +70,44 @@ def evaluate_clip(
     size: int | None = None,
     temporal: TemporalOptions | None = None,
     progress: tqdm | None = None,
+    hints: int = 0,
+    hints_seed: int = 0,
 ) -> tuple[Scores, int, int]:
     """Scores of one clip folder.
 
+    Args:
+        hints: simulate this many hints on the first frame (0: no ``hinted`` row).
+        hints_seed: seeds their draw (:func:`pixcolor.hints.simulate_hints`).
+
     Returns:
-        The scores of each row of :data:`ROWS`, the frame count and the number of scene cuts
-        found in the truth.
+        The scores of each row of :data:`ROWS` (and ``hinted``), the frame count and the
+        number of scene cuts found in the truth.
     """
-    scorer = ClipScorer(METHODS)
-    filt = TemporalFilter(temporal)
+    scorer = ClipScorer((*METHODS, HINTED) if hints else METHODS)
+    motion_of = MotionEstimator(temporal)  # one flow per frame for both filters and the hints
+    filt, filt_hinted = TemporalFilter(temporal), TemporalFilter(temporal)
+    tracker: HintTracker | None = None
     for rgb, L, ab in predictions(model, read_frames(list_frames(folder)), size=size):
-        consistent = torch.from_numpy(filt(L, ab.numpy()))
-        scorer.add(
-            rgb,
-            {
-                "gray": gray_uint8(rgb),
-                "per-frame": model.compose(rgb, ab),
-                "consistent": model.compose(rgb, consistent),
-            },
-        )
+        motion = motion_of(L)
+        consistent = torch.from_numpy(filt(L, ab.numpy(), motion))
+        outputs = {
+            "gray": gray_uint8(rgb),
+            "per-frame": model.compose(rgb, ab),
+            "consistent": model.compose(rgb, consistent),
+        }
+        if hints:
+            if tracker is None:
+                first = tuple(simulate_hints(rgb, hints, hints_seed))
+                tracker = HintTracker(VideoHints({0: first}, f"{folder} (simulated hints)"))
+            points = tracker(motion, rgb.shape[:2])
+            hinted = predict_with_hints(
+                model, torch.from_numpy(L)[None, None], points, rgb.shape[:2]
+            )
+            if tracker.last_keyframe:
+                filt_hinted.reset()
+            hinted = torch.from_numpy(filt_hinted(L, hinted.numpy(), motion))
+            outputs[HINTED] = model.compose(rgb, hinted)
+        scorer.add(rgb, outputs)
         if progress is not None:
             progress.update()
     return scorer.result(), scorer.frames, scorer.cuts
@@ -94,8 +119,11 @@ def evaluate_video(
     *,
     size: int | None = None,
     temporal: TemporalOptions | None = None,
+    hints: int = 0,
+    hints_seed: int = 0,
 ) -> dict[str, dict]:
-    """Score every clip under ``root`` (see :func:`list_clips`).
+    """Score every clip under ``root`` (see :func:`list_clips`); ``hints``, ``hints_seed``
+    as for :func:`evaluate_clip`.
 
     Returns:
         ``{clip name: {"frames": n, "cuts": k, "scores": Scores}}`` plus :data:`OVERALL`, whose
@@ -107,9 +135,11 @@ def evaluate_video(
     with tqdm(total=total, unit="frame", desc="evaluate-video", disable=None) as bar:
         for clip in clips:
             scores, frames, cuts = evaluate_clip(
-                model, clip, size=size, temporal=temporal, progress=bar
-            )
+                model, clip, size=size, temporal=temporal, progress=bar, hints=hints,
+                hints_seed=hints_seed,
+            )  # fmt: skip
             results[clip.name] = {"frames": frames, "cuts": cuts, "scores": scores}
+    rows = list(next(iter(results.values()))["scores"])
     results[OVERALL] = {
         "frames": sum(r["frames"] for r in results.values()),
         "cuts": sum(r["cuts"] for r in results.values()),
@@ -118,7 +148,7 @@ def evaluate_video(
                 key: _nanmean([r["scores"][row][key] for r in results.values()])
                 for key in next(iter(results.values()))["scores"][row]
             }
-            for row in ROWS
+            for row in rows
         },
     }
     return results
@@ -136,7 +166,7 @@ def format_table(results: dict[str, dict]) -> str:
     )
     lines = [head, "-" * len(head)]
     for clip, r in results.items():
-        for i, row in enumerate(ROWS):
+        for i, row in enumerate(r["scores"]):
             name, frames, cuts = (
                 (clip[:24], str(r["frames"]), str(r["cuts"])) if i == 0 else ("", "", "")
             )
@@ -158,7 +188,14 @@ def compare(scores: Scores) -> str:
     p, c = scores["per-frame"], scores["consistent"]
     cdc = 100.0 * (1.0 - c["cdc"] / p["cdc"]) if p["cdc"] > 0 else math.nan
     ab = 100.0 * c["ab"] / p["ab"] if p["ab"] > 0 else math.nan
-    return (
+    line = (
         f"consistent vs per-frame: CDC {cdc:.0f}% lower, warp ratio {p['warp_ratio']:.3f} -> "
         f"{c['warp_ratio']:.3f}, PSNR {c['psnr'] - p['psnr']:+.2f} dB, mean |ab| {ab:.0f}%"
     )
+    if HINTED in scores:
+        h = scores[HINTED]
+        line += (
+            f"\nhinted vs consistent: PSNR {h['psnr']:.2f} against {c['psnr']:.2f} dB "
+            f"({h['psnr'] - c['psnr']:+.2f}), warp ratio {h['warp_ratio']:.3f}"
+        )
+    return line

@@ -2,8 +2,11 @@
 
 Every frame goes through the photo pipeline (L at the model's working size, ``predict_ab``,
 ``compose`` at full resolution); with temporal consistency on, the working-size ab passes
-through a :class:`~pixcolor.video.temporal.TemporalFilter` between the two. Frames are pulled
-from the input iterator and yielded one by one, so memory does not grow with the clip.
+through a :class:`~pixcolor.video.temporal.TemporalFilter` between the two. With video hints
+(:mod:`pixcolor.video.hints`), one :class:`~pixcolor.video.temporal.MotionEstimator` feeds both
+the hint tracker (before the model) and the filter (after it), so the flow is computed once.
+Frames are pulled from the input iterator and yielded one by one, so memory does not grow with
+the clip.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from torch import Tensor
 
 from pixcolor.color import rgb_to_lab
 from pixcolor.pipeline import Colorizer, working_shape
-from pixcolor.video.temporal import TemporalFilter, TemporalOptions
+from pixcolor.video.hints import HintTracker, VideoHints, predict_with_hints
+from pixcolor.video.temporal import MotionEstimator, TemporalFilter, TemporalOptions
 
 
 def working_l(model: Colorizer, rgb: np.ndarray, size: int | None = None) -> Tensor:
@@ -54,6 +58,7 @@ def colorize_frames(
     temporal: TemporalOptions | None = None,
     consistent: bool = True,
     saturation: float = 1.0,
+    hints: VideoHints | None = None,
 ) -> Iterator[np.ndarray]:
     """Colorize frames in order, yielding each output as soon as it is ready.
 
@@ -66,12 +71,31 @@ def colorize_frames(
         consistent: False gives the plain per-frame output (each frame exactly as
             ``model.colorize`` would colour it alone).
         saturation: factor on the output's ab (1 = the model's colours, 0 = gray, up to 2).
+        hints: colour hints on keyframes, carried along the motion until a cut
+            (:mod:`pixcolor.video.hints`); each frame is coloured as
+            ``model.colorize(frame, hints=its points)``, and the filter starts afresh at a
+            keyframe, so its points take effect at once.
 
     Yields:
         ``(H, W, 3)`` uint8 RGB frames, one per input frame, with the input's luminance.
     """
     filt = TemporalFilter(temporal) if consistent else None
-    for rgb, L, ab in predictions(model, frames, size=size):
+    if hints is None:
+        for rgb, L, ab in predictions(model, frames, size=size):
+            if filt is not None:
+                ab = torch.from_numpy(filt(L, ab.numpy()))
+            yield model.compose(rgb, ab, saturation=saturation)
+        return
+    if any(hints.keyframes.values()):
+        model.hint_colorizer()  # no hint model: fail before the first frame
+    motion_of, tracker = MotionEstimator(temporal), HintTracker(hints)
+    for rgb in frames:
+        L = working_l(model, rgb, size)
+        motion = motion_of(L[0, 0].numpy())
+        points = tracker(motion, rgb.shape[:2])
+        ab = predict_with_hints(model, L, points, rgb.shape[:2], hints.source)
         if filt is not None:
-            ab = torch.from_numpy(filt(L, ab.numpy()))
+            if tracker.last_keyframe:
+                filt.reset()
+            ab = torch.from_numpy(filt(L[0, 0].numpy(), ab.numpy(), motion))
         yield model.compose(rgb, ab, saturation=saturation)

@@ -88,6 +88,35 @@ def sample(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
     )
 
 
+def flows(
+    flow: cv2.DISOpticalFlow, gray0: np.ndarray, gray1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flow both ways between two frames, and where each pixel of frame 1 was in frame 0.
+
+    Args:
+        flow: a DIS estimator (:func:`create_flow`).
+        gray0: previous frame ``(h, w)`` uint8.
+        gray1: current frame ``(h, w)`` uint8.
+
+    Returns:
+        ``fwd`` (frame 0 -> 1, on frame 0's grid), ``coords`` (frame 1's pixels in frame 0:
+        the grid plus the backward flow) and ``trusted`` (bool ``(h, w)`` on frame 1's grid:
+        ``coords`` lies inside frame 0 and passes the forward-backward check); flows and
+        coords are ``(h, w, 2)`` float32 (x, y) pixels.
+    """
+    h, w = gray1.shape
+    back = flow.calc(gray1, gray0, None)  # (h, w, 2): frame 1 -> frame 0
+    fwd = flow.calc(gray0, gray1, None)  # frame 0 -> frame 1
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+    coords = grid + back
+    fwd_there = sample(fwd, coords)  # frame 0 -> 1 flow at each pixel's origin
+    err = ((back + fwd_there) ** 2).sum(-1)  # ~0 where both flows agree
+    bound = FB_RELATIVE * ((back**2).sum(-1) + (fwd_there**2).sum(-1)) + FB_ABSOLUTE
+    x, y = coords[..., 0], coords[..., 1]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return fwd, coords, inside & (err <= bound)
+
+
 def trusted_flow(
     flow: cv2.DISOpticalFlow, gray0: np.ndarray, gray1: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -102,17 +131,61 @@ def trusted_flow(
         ``coords (h, w, 2)`` float32 (x, y) positions in frame 0, and a bool mask ``(h, w)``:
         inside frame 0 and passing the forward-backward check.
     """
-    h, w = gray1.shape
-    back = flow.calc(gray1, gray0, None)  # (h, w, 2): frame 1 -> frame 0
-    fwd = flow.calc(gray0, gray1, None)  # frame 0 -> frame 1
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
-    coords = grid + back
-    fwd_there = sample(fwd, coords)  # frame 0 -> 1 flow at each pixel's origin
-    err = ((back + fwd_there) ** 2).sum(-1)  # ~0 where both flows agree
-    bound = FB_RELATIVE * ((back**2).sum(-1) + (fwd_there**2).sum(-1)) + FB_ABSOLUTE
-    x, y = coords[..., 0], coords[..., 1]
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    return coords, inside & (err <= bound)
+    _, coords, trusted = flows(flow, gray0, gray1)
+    return coords, trusted
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How a frame follows the previous one, at the working size (:class:`MotionEstimator`).
+
+    The flow arrays are None where ``cut`` is True.
+    """
+
+    cut: bool  # the first frame, a new scene or a new frame size: nothing to carry over
+    gray: np.ndarray  # (h, w) uint8 current L (to_gray8)
+    prev_gray: np.ndarray | None = None  # (h, w) uint8 previous L
+    fwd: np.ndarray | None = None  # (h, w, 2) float32 flow previous -> current, previous grid
+    coords: np.ndarray | None = None  # (h, w, 2) float32: each current pixel in the previous
+    trusted: np.ndarray | None = None  # bool (h, w): coords passes all of the checks
+
+
+class MotionEstimator:
+    """Cut detection and trusted flow between consecutive frames; one per stream.
+
+    Steps 1-3 of the module doc: the temporal filter and the hint tracker
+    (:mod:`pixcolor.video.hints`) share one, so the flow is computed once per frame.
+
+    Example:
+        >>> motion_of = MotionEstimator()
+        >>> motion = motion_of(L)  # L (h, w) Lab 0..100 -> Motion
+    """
+
+    def __init__(self, options: TemporalOptions | None = None) -> None:
+        self.options = options or TemporalOptions()
+        self._flow = create_flow()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame: the next one is a cut."""
+        self._gray: np.ndarray | None = None  # previous L, uint8 (h, w)
+        self._hist: np.ndarray | None = None  # its L histogram
+
+    def __call__(self, L: np.ndarray) -> Motion:
+        """The motion from the previous frame to ``L (h, w)`` (Lab units 0..100)."""
+        opts = self.options
+        gray, hist = to_gray8(L), l_histogram(L)
+        prev, prev_hist = self._gray, self._hist
+        self._gray, self._hist = gray, hist
+        if prev is None or prev.shape != gray.shape:
+            return Motion(cut=True, gray=gray)
+        if histogram_distance(prev_hist, hist) > opts.cut_threshold:
+            return Motion(cut=True, gray=gray, prev_gray=prev)
+        fwd, coords, ok = flows(self._flow, prev, gray)
+        ok &= np.abs(sample(prev, coords).astype(np.float32) - gray) <= (
+            opts.max_l_change * 255.0 / L_MAX
+        )
+        return Motion(False, gray, prev, fwd, coords, ok)
 
 
 class TemporalFilter:
@@ -127,43 +200,38 @@ class TemporalFilter:
 
     def __init__(self, options: TemporalOptions | None = None) -> None:
         self.options = options or TemporalOptions()
-        self._flow = create_flow()
+        self._motion = MotionEstimator(self.options)
         self.reset()
 
     def reset(self) -> None:
         """Forget the previous frame: the next frame starts afresh."""
-        self._gray: np.ndarray | None = None  # previous L, uint8 (h, w)
-        self._hist: np.ndarray | None = None  # its L histogram
+        self._motion.reset()
         self._ab: np.ndarray | None = None  # previous output ab, (h, w, 2) float32
         self.last_cut = False  # whether the last frame started afresh (a cut or no history)
         self.last_trusted = 0.0  # share of the last frame's pixels that took the warped colour
 
-    def __call__(self, L: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    def __call__(self, L: np.ndarray, ab: np.ndarray, motion: Motion | None = None) -> np.ndarray:
         """Filter one frame.
 
         Args:
             L: lightness ``(h, w)`` in Lab units 0..100, at the model's working size.
             ab: the model's prediction ``(2, h, w)`` in Lab units for this frame.
+            motion: this frame's motion from a :class:`MotionEstimator` fed the same frames
+                (shared with the hint tracker); None: the filter's own estimator.
 
         Returns:
             The consistent ab ``(2, h, w)`` float32, Lab units.
         """
-        opts = self.options
         if L.shape != ab.shape[1:] or ab.shape[0] != 2:
             raise ValueError(f"L {L.shape} and ab {ab.shape} must be (h, w) and (2, h, w)")
-        gray, hist = to_gray8(L), l_histogram(L)
+        motion = self._motion(L) if motion is None else motion
         pred = np.ascontiguousarray(np.moveaxis(ab, 0, -1), dtype=np.float32)  # (h, w, 2)
         out, self.last_cut, self.last_trusted = pred, True, 0.0
-        fresh = self._gray is None or self._gray.shape != gray.shape
-        if not fresh and histogram_distance(self._hist, hist) <= opts.cut_threshold:
-            coords, ok = trusted_flow(self._flow, self._gray, gray)
-            ok &= np.abs(sample(self._gray, coords).astype(np.float32) - gray) <= (
-                opts.max_l_change * 255.0 / L_MAX
-            )
-            if ok.mean() >= opts.min_trusted:
-                out = self._blend(pred, sample(self._ab, coords), ok)
-                self.last_cut = False
-        self._gray, self._hist, self._ab = gray, hist, out
+        history = self._ab is not None and self._ab.shape == pred.shape
+        if history and not motion.cut and motion.trusted.mean() >= self.options.min_trusted:
+            out = self._blend(pred, sample(self._ab, motion.coords), motion.trusted)
+            self.last_cut = False
+        self._ab = out
         return np.ascontiguousarray(np.moveaxis(out, -1, 0))
 
     def _blend(self, pred: np.ndarray, warped: np.ndarray, ok: np.ndarray) -> np.ndarray:
