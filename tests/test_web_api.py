@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from pixcolor.errors import PixcolorError
 from pixcolor.pipeline import Colorizer
 from pixcolor.web import ModelSet, WebOptions, create_app
+from pixcolor.web.upload import FORM_OVERHEAD_BYTES
 
 BASE_URL = "http://127.0.0.1:8000"  # a Host: the app accepts (TestClient's default is refused)
 
@@ -110,7 +111,9 @@ def test_health_reports_model_and_limits(client: TestClient) -> None:
     health = client.get("/api/health").json()
     assert health["status"] == "ok"
     assert (health["model"], health["device"], health["size"]) == ("default", "cpu", 64)
-    assert health["models"] == [{"name": "default", "device": "cpu", "size": 64}]
+    (model,) = health["models"]
+    assert model.pop("hints") is False and "takes no colour hints" in model.pop("hints_note")
+    assert model == {"name": "default", "device": "cpu", "size": 64}
     assert health["busy"] == 0 and health["max_queue"] == 4
 
 
@@ -221,7 +224,7 @@ def test_oversized_stream_stops_reading_at_the_limit(colorizer: Colorizer) -> No
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 413
     assert b"upload too large" in sent[1]["body"]
-    assert pulled < 10
+    assert pulled * 4096 < 10_000 + FORM_OVERHEAD_BYTES + 2 * 4096  # stopped at the limit
 
 
 def test_too_many_pixels_is_413(colorizer: Colorizer) -> None:
@@ -445,7 +448,8 @@ def test_preview_is_small_and_keeps_the_aspect(colorizer: Colorizer) -> None:
 
 
 def test_old_results_are_dropped_within_the_pixel_budget(colorizer: Colorizer) -> None:
-    with make_client(colorizer, kept_result_pixels=3 * 96 * 64) as client:
+    # Each result counts twice: the result and the photo's copy kept for hint previews.
+    with make_client(colorizer, kept_result_pixels=2 * 3 * 96 * 64) as client:
         keys = [post(client, png_bytes(96, 64)).headers["x-result-id"] for _ in range(4)]
         codes = [client.get(f"/api/results/{k}").status_code for k in keys]
         assert codes == [404, 200, 200, 200]

@@ -1,11 +1,17 @@
-"""The web app behind ``pixcolor serve``: the page, and an API of three calls.
+"""The web app behind ``pixcolor serve``: the page, and an API of five calls.
 
-- ``GET /api/health``: the models on offer and the server's limits.
+- ``GET /api/health``: the models on offer (with whether each follows colour hints) and the
+  server's limits.
 - ``POST /api/colorize`` (multipart form: ``image`` file; ``model``, ``size``, ``upscale``,
-  ``saturation``, ``format`` fields): the colour photo. Its ``X-Result-Id`` header names the
-  result, kept for a while in memory.
+  ``saturation``, ``format``, ``hints`` fields): the colour photo. ``hints`` is the JSON of
+  :mod:`pixcolor.hints`. Without hints, its ``X-Result-Id`` header names the result, kept for a
+  while in memory; ``X-Image-Size`` and ``X-Source-Size`` give the result's and photo's size.
 - ``GET /api/results/{id}?saturation=S&format=jpeg[&preview=1]``: that result again at another
   colour strength, without running the model.
+- ``POST /api/results/{id}/preview`` (JSON ``{"hints": {...}, "saturation": S}``): that photo
+  colorized with the hints at screen size (a JPEG), without sending the photo again.
+- ``POST /api/results/{id}/suggest`` (JSON ``{"x": X, "y": Y, "hints": {...}}``, photo pixels):
+  ``{"colors": [[r, g, b], ...]}``, the model's most likely colours at that point.
 
 Uploads are read in memory under size and time limits (:mod:`pixcolor.web.upload`); a photo
 then takes a slot in a bounded queue (:mod:`pixcolor.web.jobs`) or gets 503 with
@@ -33,13 +39,13 @@ from starlette.exceptions import HTTPException
 
 from pixcolor.errors import PixcolorError
 from pixcolor.imageio import output_metadata
-from pixcolor.web import fields, photo
+from pixcolor.web import fields, hinting, photo
 from pixcolor.web.errors import ApiError
 from pixcolor.web.jobs import ResultStore, WorkQueue
 from pixcolor.web.models import ModelSet
 from pixcolor.web.options import WebOptions
 from pixcolor.web.security import CONTENT_SECURITY_POLICY, HostCheck
-from pixcolor.web.upload import read_upload
+from pixcolor.web.upload import read_json, read_upload
 
 if TYPE_CHECKING:
     from pixcolor.pipeline import Colorizer
@@ -50,6 +56,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Seconds a client is asked to wait after a 503 (a guess: about one photo's work on a CPU).
 RETRY_AFTER_S = 5
 NO_STORE = {"Cache-Control": "no-store"}
+# Largest JSON body of the hint calls: the hints and a few small fields.
+MAX_JSON_BYTES = fields.MAX_HINTS_BYTES + 1024
 
 
 def create_app(
@@ -108,6 +116,14 @@ def create_app(
     async def result(key: str, request: Request) -> Response:
         return await _answer(_render(key, dict(request.query_params), models, queue, results))
 
+    @app.post("/api/results/{key}/preview")
+    async def hint_preview(key: str, request: Request) -> Response:
+        return await _answer(_hint_preview(key, request, models, queue, results, options))
+
+    @app.post("/api/results/{key}/suggest")
+    async def suggest(key: str, request: Request) -> Response:
+        return await _answer(_suggest(key, request, models, queue, results, options))
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
@@ -142,15 +158,20 @@ async def _colorize(
     if not queue.try_reserve():  # the slot is taken only now, with the upload in hand
         raise _busy(queue)
 
-    def job() -> tuple[bytes, str, str | None, tuple[int, int]]:
-        rgb = photo.colorize_photo(models, upload.data, how, max_pixels=opts.max_pixels)
-        kept = photo.KeptResult(rgb, output_metadata(upload.data))
-        key = results.add(kept)
+    def job() -> tuple[bytes, str, str | None, photo.KeptResult]:
+        kept = photo.colorize_photo(
+            models, upload.data, how, max_pixels=opts.max_pixels,
+            metadata=output_metadata(upload.data),
+        )  # fmt: skip
+        # A result with hints is a download: the page previews hints on the kept one.
+        key = None if how.hints else results.add(kept)
         data, media_type = photo.render(models.colorizer(how.model), kept, render)
-        return data, media_type, key, (rgb.shape[1], rgb.shape[0])
+        return data, media_type, key, kept
 
-    data, media_type, key, (width, height) = await queue.run(job)
-    headers = {**NO_STORE, "X-Image-Size": f"{width}x{height}"}
+    data, media_type, key, kept = await queue.run(job)
+    height, width = kept.full.shape[:2]
+    source = "x".join(map(str, kept.source_size))
+    headers = {**NO_STORE, "X-Image-Size": f"{width}x{height}", "X-Source-Size": source}
     if key is not None:
         headers["X-Result-Id"] = key
     return Response(data, media_type=media_type, headers=headers)
@@ -160,13 +181,59 @@ async def _render(
     key: str, query: dict[str, str], models: ModelSet, queue: WorkQueue, results: ResultStore
 ) -> Response:
     options = fields.render_options(query)
-    kept = results.get(key)
-    if kept is None:
-        raise ApiError(404, "this result is no longer kept on the server; colorize the photo again")
+    kept = _kept(results, key)
     if not queue.try_reserve():
         raise _busy(queue)
     data, media_type = await queue.run(partial(photo.render, models.colorizer(None), kept, options))
     return Response(data, media_type=media_type, headers=NO_STORE)
+
+
+def _kept(results: ResultStore, key: str) -> photo.KeptResult:
+    kept = results.get(key)
+    if kept is None:
+        raise ApiError(404, "this result is no longer kept on the server; colorize the photo again")
+    return kept
+
+
+async def _hint_preview(
+    key: str,
+    request: Request,
+    models: ModelSet,
+    queue: WorkQueue,
+    results: ResultStore,
+    opts: WebOptions,
+) -> Response:
+    body = await read_json(request, max_bytes=MAX_JSON_BYTES, timeout_s=opts.body_timeout_s)
+    hints = fields.hints_field(body.get("hints"))
+    saturation = body.get("saturation")
+    options = fields.render_options({"saturation": "" if saturation is None else str(saturation)})
+    kept = _kept(results, key)
+    if not queue.try_reserve():
+        raise _busy(queue)
+    data, media_type, (width, height) = await queue.run(
+        partial(hinting.preview, models, kept, hints, options)
+    )
+    return Response(
+        data, media_type=media_type, headers={**NO_STORE, "X-Image-Size": f"{width}x{height}"}
+    )
+
+
+async def _suggest(
+    key: str,
+    request: Request,
+    models: ModelSet,
+    queue: WorkQueue,
+    results: ResultStore,
+    opts: WebOptions,
+) -> Response:
+    body = await read_json(request, max_bytes=MAX_JSON_BYTES, timeout_s=opts.body_timeout_s)
+    point, count = hinting.point_field(body), hinting.count_field(body)
+    hints = fields.hints_field(body.get("hints"))
+    kept = _kept(results, key)
+    if not queue.try_reserve():
+        raise _busy(queue)
+    colours = await queue.run(partial(hinting.suggestions, models, kept, point, hints, count))
+    return JSONResponse({"colors": colours}, headers=NO_STORE)
 
 
 async def _answer(work: Any) -> Response:

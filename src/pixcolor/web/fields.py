@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pixcolor.hints import Hint, HintError, parse_hints
 from pixcolor.web.errors import ApiError
 from pixcolor.working_size import MAX_SIZE, MIN_SIZE, check_size
 
@@ -15,6 +17,8 @@ UPSCALE_FACTORS = (2, 3, 4)
 MAX_SATURATION = 2.0
 # Result file formats, by the name the page sends, with their media types.
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
+# Largest hints JSON a request may carry: pixcolor.hints' 1,000 points at about 60 bytes each.
+MAX_HINTS_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class ColorizeOptions:
     model: str | None  # a name from /api/health, None for the server's default
     size: int | None  # working size, None for the model's own
     upscale: int  # 1 for none, else a factor of UPSCALE_FACTORS
+    hints: tuple[Hint, ...] = ()  # colour hints in the photo's pixels (pixcolor.hints)
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,37 @@ class RenderOptions:
 
 
 def colorize_options(fields: Mapping[str, str]) -> ColorizeOptions:
-    """The ``model``, ``size`` and ``upscale`` fields of a colorize request."""
+    """The ``model``, ``size``, ``upscale`` and ``hints`` fields of a colorize request."""
     return ColorizeOptions(
         model=fields.get("model") or None,
         size=_size(fields.get("size")),
         upscale=_upscale(fields.get("upscale")),
+        hints=tuple(hints_field(fields.get("hints"))),
     )
+
+
+def hints_field(value: object) -> list[Hint]:
+    """Hints from a form field (JSON text) or a parsed JSON body value; none when absent.
+
+    The format is :mod:`pixcolor.hints`' ``{"points": [{"x", "y", "rgb", "radius"}]}``; whether
+    each point lies inside the photo is checked with the photo, later.
+
+    Raises:
+        ApiError: 400 naming the problem (not JSON, a bad point, colour or radius).
+    """
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        if len(value) > MAX_HINTS_BYTES:
+            raise ApiError(400, f"hints: more than {MAX_HINTS_BYTES // 1024} KiB of JSON")
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ApiError(400, f"hints: not valid JSON ({str(exc).splitlines()[0]})") from None
+    try:
+        return parse_hints(value, "hints")
+    except HintError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def render_options(fields: Mapping[str, str]) -> RenderOptions:

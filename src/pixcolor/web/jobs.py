@@ -77,9 +77,11 @@ class WorkQueue:
 
 
 class ResultStore:
-    """The most recent results by id, in memory, within a budget of pixels (oldest go first).
+    """The most recent results by id, in memory, within a budget of pixels (least recently used go first).
 
-    They let the page change the colour strength of a result without running the model again.
+    They let the page change the colour strength of a result without running the model again,
+    and preview colour hints on the photo without sending it again. Reading a result makes it
+    the most recent (the photo being edited stays).
     """
 
     def __init__(self, max_pixels: int) -> None:
@@ -90,14 +92,14 @@ class ResultStore:
 
     def add(self, kept: KeptResult) -> str | None:
         """Keep a result; its id, or ``None`` when it alone is over the budget."""
-        pixels = kept.full.shape[0] * kept.full.shape[1]
+        pixels = kept.pixels
         if pixels > self.max_pixels:
             return None
         key = secrets.token_urlsafe(12)
         with self._lock:
             while self._items and self._pixels + pixels > self.max_pixels:
                 _, old = self._items.popitem(last=False)
-                self._pixels -= old.full.shape[0] * old.full.shape[1]
+                self._pixels -= old.pixels
             self._items[key] = kept
             self._pixels += pixels
         return key
@@ -105,7 +107,10 @@ class ResultStore:
     def get(self, key: str) -> KeptResult | None:
         """The result kept under ``key``, or ``None`` once it has been dropped."""
         with self._lock:
-            return self._items.get(key)
+            kept = self._items.get(key)
+            if kept is not None:
+                self._items.move_to_end(key)
+            return kept
 
     def __len__(self) -> int:
         return len(self._items)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixcolor.errors import PixcolorError
 from pixcolor.web.errors import ApiError
 
 if TYPE_CHECKING:
@@ -61,11 +62,24 @@ class ModelSet:
             return self._upscalers[scale]
 
     def describe(self) -> list[dict[str, Any]]:
-        """Name, device and working size of each colorizer, the default first."""
-        return [
-            {"name": name, "device": str(c.device), "size": int(c.size)}
-            for name, c in self.colorizers.items()
-        ]
+        """Name, device, working size and hints of each colorizer, the default first.
+
+        ``hints`` says whether the model follows colour hints; when it does not, ``hints_note``
+        is the model's own one-line reason.
+        """
+        from pixcolor.web.hinting import accepts_hints, hint_model
+
+        described = []
+        for name, c in self.colorizers.items():
+            entry = {"name": name, "device": str(c.device), "size": int(c.size)}
+            entry["hints"] = accepts_hints(c)
+            if not entry["hints"]:
+                try:
+                    hint_model(c)
+                except ApiError as exc:
+                    entry["hints_note"] = exc.message
+            described.append(entry)
+        return described
 
     def _shipped_upscaler(self, scale: int) -> Upscaler:
         from pixcolor.sr import load_upscaler
@@ -93,6 +107,12 @@ def load_models(
         log(f"loading model {name} ...")
         colorizer = load_model(name, device=device)
         warm_up(colorizer)
+        if colorizer.config.get("hints_model") and not colorizer.takes_hints:
+            log(f"loading its hint model {colorizer.config['hints_model']} ...")
+            try:
+                warm_up(colorizer.hint_colorizer())
+            except PixcolorError as exc:  # hints then fail with this message, photos still work
+                log(f"colour hints will not work: {exc}")
         colorizers[_display_name(name)] = colorizer
     return ModelSet(colorizers)
 

@@ -28,8 +28,9 @@ class WebOptions:
     # Open connections, idle ones included; more get 503. Each may be reading an upload of up
     # to max_upload_bytes into memory, so this also bounds the memory uploads take (640 MiB).
     max_connections: int = 32
-    # Results kept in memory (pixels, all together) so that the colour strength can change
-    # without running the model again; the oldest go first.
+    # Results kept in memory (pixels, all together, with each photo's screen-size copy) so that
+    # the colour strength and hints can change without sending the photo again; the least
+    # recently used go first.
     kept_result_pixels: int = 60_000_000
     # Host header names accepted (against DNS rebinding); None accepts any.
     allowed_hosts: frozenset[str] | None = LOOPBACK_HOSTS

@@ -1,5 +1,6 @@
 """The work behind one request, run on a worker thread: colorize a photo, change its colour
-strength, encode it. Every colour conversion is :mod:`pixcolor.color`'s."""
+strength, encode it. Every colour conversion is :mod:`pixcolor.color`'s. The hint calls' work
+is :mod:`pixcolor.web.hinting`'s."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from pixcolor.color import rgb_to_lab
 from pixcolor.errors import ImageReadError, PixcolorError
+from pixcolor.hints import HintError
 from pixcolor.imageio import read_image
 from pixcolor.png import write_png
 from pixcolor.web.errors import ApiError
@@ -28,23 +30,33 @@ if TYPE_CHECKING:
 PNG_LEVEL = 1
 # JPEG results: quality 92 keeps film grain and faces clean at about a third of the PNG size.
 JPEG_QUALITY = 92
-# Previews (while the colour-strength slider moves): long side in pixels, JPEG quality.
+# Previews (while the colour-strength slider moves or hints change): long side in pixels (a
+# screen's worth), JPEG quality.
 PREVIEW_SIDE = 1024
 PREVIEW_QUALITY = 85
 
 
 def colorize_photo(
-    models: ModelSet, data: bytes, options: ColorizeOptions, *, max_pixels: int
-) -> np.ndarray:
-    """Decode an upload, colorize it and optionally upscale it.
+    models: ModelSet,
+    data: bytes,
+    options: ColorizeOptions,
+    *,
+    max_pixels: int,
+    metadata: dict[str, bytes] | None = None,
+) -> KeptResult:
+    """Decode an upload, colorize it (with ``options.hints``, if any) and optionally upscale it.
 
     Returns:
-        ``(H, W, 3)`` uint8 RGB: the photo's size times ``options.upscale``.
+        The result, ``(H, W, 3)`` uint8 RGB: the photo's size times ``options.upscale``, kept
+        with a screen-size copy of the photo for later hint previews.
 
     Raises:
-        ApiError: 400 for an unreadable file, unknown model or failed upscale; 413 for a photo
-            (or an upscaled result) over ``max_pixels``.
+        ApiError: 400 for an unreadable file, unknown model, failed upscale, a hint outside the
+            photo or a model that takes no hints; 413 for a photo (or an upscaled result) over
+            ``max_pixels``.
     """
+    from pixcolor.web.hinting import hint_model
+
     colorizer = models.colorizer(options.model)
     try:
         image = read_image(data, max_pixels=max_pixels)
@@ -60,22 +72,51 @@ def colorize_photo(
             f"upscaling {image.width}x{image.height} by {scale} would give more "
             f"than the limit of {max_pixels} pixels; choose a smaller factor",
         )
-    result = colorizer.colorize(image, size=options.size, max_pixels=max_pixels)
+    if options.hints:
+        hint_model(colorizer)  # a model that takes no hints is a 400, not a failure
+    source = shrink(image)
+    try:
+        result = colorizer.colorize(
+            image, size=options.size, max_pixels=max_pixels, hints=list(options.hints) or None
+        )
+    except HintError as exc:
+        raise ApiError(400, str(exc)) from None
     if scale > 1:
         try:
             result = models.upscaler(scale).upscale(result, scale)
         except PixcolorError as exc:
             raise ApiError(400, f"upscaling failed: {exc}") from None
-    return np.asarray(result.convert("RGB"))
+    return KeptResult(
+        np.asarray(result.convert("RGB")),
+        metadata,
+        source=source,
+        source_size=image.size,
+        model=options.model,
+        size=options.size,
+    )
+
+
+def _preview_size(width: int, height: int) -> tuple[int, int] | None:
+    """``(w, h)`` with the long side :data:`PREVIEW_SIDE`, or ``None`` if already that small."""
+    factor = PREVIEW_SIDE / max(height, width)
+    if factor >= 1:
+        return None
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def shrink(image: Image.Image) -> np.ndarray:
+    """``(h, w, 3)`` uint8: an RGB image with its long side at most :data:`PREVIEW_SIDE`."""
+    size = _preview_size(*image.size)
+    if size is not None:
+        image = image.resize(size, Image.BICUBIC, reducing_gap=3.0)
+    return np.asarray(image.convert("RGB"))
 
 
 def preview_of(rgb: np.ndarray) -> np.ndarray:
     """A copy of ``rgb (H, W, 3) uint8`` whose long side is at most :data:`PREVIEW_SIDE`."""
-    height, width = rgb.shape[:2]
-    factor = PREVIEW_SIDE / max(height, width)
-    if factor >= 1:
+    size = _preview_size(rgb.shape[1], rgb.shape[0])
+    if size is None:
         return rgb
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=3.0))
 
 
@@ -137,12 +178,38 @@ class KeptResult:
     """A finished result at the model's own colour strength, ready to re-render.
 
     Its preview and the preview's chroma are made on first use (a slider move), not while the
-    user waits for the result.
+    user waits for the result. It also keeps what hint previews need: a screen-size copy of the
+    photo, the photo's size, and the model and working size it was colorized with.
     """
 
-    def __init__(self, rgb: np.ndarray, metadata: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        rgb: np.ndarray,
+        metadata: dict[str, bytes] | None = None,
+        *,
+        source: np.ndarray | None = None,
+        source_size: tuple[int, int] | None = None,
+        model: str | None = None,
+        size: int | None = None,
+    ) -> None:
         self.full = rgb  # (H, W, 3) uint8
         self.metadata = dict(metadata or {})  # the upload's EXIF and ICC profile
+        self._source = source  # (h, w, 3) uint8, long side <= PREVIEW_SIDE; None: the result's
+        # (width, height) of the photo as uploaded (after EXIF rotation), before any upscale
+        self.source_size = source_size or (rgb.shape[1], rgb.shape[0])
+        self.model = model  # the model's name on the server (None: the default)
+        self.size = size  # working size (None: the model's own)
+
+    @property
+    def source(self) -> np.ndarray:
+        """``(h, w, 3)`` uint8: the photo with its long side at most :data:`PREVIEW_SIDE`."""
+        return self.preview if self._source is None else self._source
+
+    @property
+    def pixels(self) -> int:
+        """Pixels held: the result and the photo's copy (what the result store budgets)."""
+        source = 0 if self._source is None else self._source.shape[0] * self._source.shape[1]
+        return self.full.shape[0] * self.full.shape[1] + source
 
     @functools.cached_property
     def preview(self) -> np.ndarray:

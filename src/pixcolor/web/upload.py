@@ -4,12 +4,14 @@ The multipart parsing itself is Starlette's ``MultiPartParser`` (python-multipar
 with its limits on files, fields and field sizes. Around it this module adds what a public
 upload form needs: a body that passes the size limit is refused with 413 as soon as it does
 (before the rest is read), a body not in within ``body_timeout_s`` gets 408, and the photo stays
-in memory (it is never spooled to disk).
+in memory (it is never spooled to disk). :func:`read_json` reads the small JSON bodies of the
+hint calls under the same kind of limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,12 +21,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from pixcolor.web.errors import ApiError, upload_too_large
+from pixcolor.web.fields import MAX_HINTS_BYTES
 
-# Room in a request body for the multipart framing and the small form fields.
-FORM_OVERHEAD_BYTES = 16 * 1024
-# Largest non-file form field, and most text fields, that one request may carry.
+# Room in a request body for the multipart framing, the small form fields and the hints.
+FORM_OVERHEAD_BYTES = 16 * 1024 + MAX_HINTS_BYTES
+# Largest non-file form field (the hints field excepted), and most text fields, per request.
 MAX_FIELD_BYTES = 1024
 MAX_FIELDS = 8
+# The one field allowed to be longer, and its limit.
+LONG_FIELDS = {"hints": MAX_HINTS_BYTES}
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ async def read_upload(request: Request, *, max_upload_bytes: int, timeout_s: flo
         body,
         max_files=1,
         max_fields=MAX_FIELDS,
-        max_part_size=MAX_FIELD_BYTES,
+        max_part_size=max(MAX_FIELD_BYTES, *LONG_FIELDS.values()),
     )
     parser.spool_max_size = max_upload_bytes + FORM_OVERHEAD_BYTES  # keep the photo in memory
     try:
@@ -65,6 +70,8 @@ async def read_upload(request: Request, *, max_upload_bytes: int, timeout_s: flo
             {"Connection": "close"},
         ) from None
     except MultiPartException as exc:
+        if exc.message.startswith("Part exceeded maximum size"):
+            raise ApiError(400, _too_long("a form field")) from None
         raise ApiError(400, f"malformed form data: {exc.message}") from None
     except ClientDisconnect:
         raise ApiError(400, "the upload was interrupted") from None
@@ -78,7 +85,54 @@ async def read_upload(request: Request, *, max_upload_bytes: int, timeout_s: flo
     if len(data) > max_upload_bytes:
         raise upload_too_large(max_upload_bytes)
     fields = {key: value.strip() for key, value in form.multi_items() if isinstance(value, str)}
+    for key, value in fields.items():
+        if len(value) > LONG_FIELDS.get(key, MAX_FIELD_BYTES):
+            raise ApiError(400, _too_long(f"form field {key[:40]!r}"))
     return Upload(data, image.filename or "", fields)
+
+
+async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> dict[str, object]:
+    """Read a JSON object body of at most ``max_bytes``, within ``timeout_s``.
+
+    Raises:
+        ApiError: 400 for a body that is not a JSON object, 408 when it is late, 413 when it
+            is over ``max_bytes``.
+    """
+    too_large = ApiError(413, f"request body over the limit of {max_bytes // 1024} KiB")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise too_large
+
+    async def read() -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise too_large
+        return bytes(body)
+
+    try:
+        body = await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(
+            408, f"the request was not complete after {timeout_s:g} s", {"Connection": "close"}
+        ) from None
+    except ClientDisconnect:
+        raise ApiError(400, "the request was interrupted") from None
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def _too_long(what: str) -> str:
+    return (
+        f"{what} is too long (hints at most {MAX_HINTS_BYTES // 1024} KiB, "
+        f"other fields {MAX_FIELD_BYTES} bytes)"
+    )
 
 
 def _check_content_length(request: Request, max_upload_bytes: int) -> None:

@@ -1,5 +1,6 @@
 // pixcolor web page: a queue of photos, each POSTed in turn to /api/colorize; the selected one
-// is shown in a before/after slider with its own input only. Vanilla JS, no build step.
+// is shown in a before/after slider with its own input only; colour hints are hints.js's.
+// Vanilla JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +24,9 @@ function newItem(file) {
     id: state.nextId++, file, name: file.name || "photo", sourceUrl: URL.createObjectURL(file),
     status: "waiting", error: "", resultId: null, blob: null, url: null, format: "png",
     width: 0, height: 0, saturation: 1, previewUrl: null,
+    options: null,                     // model, size and upscale the result was made with
+    sourceWidth: 0, sourceHeight: 0,   // the photo's own size (hints are in its pixels)
+    hints: [], hintVersion: 0, hintUrl: null, hintedFile: null,  // see hints.js
   };
 }
 
@@ -82,6 +86,8 @@ function addFiles(fileList) {
 function jobForm(item) {
   const form = new FormData();
   form.append("image", item.file, item.name);
+  item.options = {};
+  for (const field of ["model", "size", "upscale"]) item.options[field] = $(field).value;
   for (const field of ["model", "size", "upscale", "format"]) form.append(field, $(field).value);
   return form;
 }
@@ -121,8 +127,10 @@ async function pump() {
     if (!response.ok) throw new Error(await errorMessage(response));
     const blob = await response.blob();
     const [width, height] = (response.headers.get("X-Image-Size") || "0x0").split("x").map(Number);
+    const source = response.headers.get("X-Source-Size") || `${width}x${height}`;
+    const [sourceWidth, sourceHeight] = source.split("x").map(Number);
     Object.assign(item, {
-      status: "done", blob, url: URL.createObjectURL(blob), width, height,
+      status: "done", blob, url: URL.createObjectURL(blob), width, height, sourceWidth, sourceHeight,
       resultId: response.headers.get("X-Result-Id"),
     });
     announce(`${item.name} colorized: ${width} × ${height} px.`);
@@ -194,6 +202,7 @@ function showItem(item, { scroll = false } = {}) {
     failed: `${item.name} could not be colorized.`,
     cancelled: `${item.name} was cancelled. Choose "Colorize again" to run it.`,
   }[item.status] || "";
+  showHints(item);
   if (!done) return;
   $("strength").value = Math.round(item.saturation * 100);
   $("strength-value").textContent = `${$("strength").value}%`;
@@ -217,7 +226,7 @@ function showItem(item, { scroll = false } = {}) {
     if (state.selected === item) showError("The server sent a result this browser cannot display.");
   };
   $("before").src = item.sourceUrl;
-  after.src = item.previewUrl || item.url;
+  after.src = item.hintUrl || item.previewUrl || item.url;
 }
 
 function scrollResultIntoView() {
@@ -258,6 +267,7 @@ function rerun() {
   for (const url of [item.url, item.previewUrl]) if (url) URL.revokeObjectURL(url);
   Object.assign(item, {
     status: "waiting", error: "", saturation: 1, url: null, previewUrl: null, resultId: null,
+    hintUrl: null, hintedFile: null,
   });
   showItem(item);
   renderQueue();
@@ -270,6 +280,10 @@ async function updatePreview() {
   if (!item || item.status !== "done") return;
   item.saturation = Number($("strength").value) / 100;
   $("strength-value").textContent = `${$("strength").value}%`;
+  if (hasHints(item)) {  // the model runs again with the hints at this strength
+    schedulePreview(item);
+    return;
+  }
   if (state.preview.busy) {
     state.preview.again = true;
     return;

@@ -10,10 +10,12 @@ function resultUrl(item, extra = {}) {
   return `/api/results/${encodeURIComponent(item.resultId)}?${query}`;
 }
 
-// The file for an item at its colour strength, in the chosen format (re-rendered if needed).
+// The file for an item at its colour strength, in the chosen format (re-rendered if needed;
+// with hints, colorized again at full size with them: hintedFile in hints.js).
 async function resultFile(item) {
   const format = $("format").value;
   const name = `${stem(item.name)}-color.${EXTENSIONS[format]}`;
+  if (hasHints(item)) return { name, blob: await hintedFile(item, format) };
   if (item.saturation === 1 && item.format === format) return { name, blob: item.blob };
   if (!item.resultId) throw new Error(`${item.name}: this result is too large to re-render; colorize it again.`);
   const response = await fetch(resultUrl(item));
