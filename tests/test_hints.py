@@ -206,7 +206,7 @@ def test_suggested_colours_are_distinct_and_keep_the_lightness(local_model):
     assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in colours)
     L = [rgb_to_lab(torch.tensor(c).double().div(255)[:, None, None])[0].item() for c in colours]
     L_here = rgb_to_lab(torch.from_numpy(gray[30, 20]).double().div(255)[:, None, None])[0]
-    assert np.allclose(L, L_here.item(), atol=3.0)
+    assert np.allclose(L, min(max(L_here.item(), 35.0), 85.0), atol=3.0)
     with pytest.raises(HintError, match="outside"):
         local_model.suggest_colors(gray, 500, 30)
 

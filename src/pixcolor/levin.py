@@ -86,13 +86,17 @@ def _neighbour_weights(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return weights, cols
 
 
-def levin_ab(L: np.ndarray, hint_map: np.ndarray | torch.Tensor) -> np.ndarray:
+def levin_ab(
+    L: np.ndarray, hint_map: np.ndarray | torch.Tensor, *, decay: float = 0.0
+) -> np.ndarray:
     """Propagate hinted ab over ``L`` by Levin et al.'s least squares, at ``L``'s size.
 
     Args:
         L: ``(h, w)`` CIE L in [0, 100].
         hint_map: ``(3, h, w)`` or ``(1, 3, h, w)`` as :func:`pixcolor.hints.render_hints`
             makes: ab/110 times the mask (channels 0-1) and the mask in {0, 1} (channel 2).
+        decay: >= 0; each free pixel's equation becomes ``(1 + decay) a_r = sum_s w_rs a_s``,
+            so what is spread fades with distance (0: Levin et al.'s own, no fading).
 
     Returns:
         ``(2, h, w)`` float32 a and b in Lab units (about [-110, 110]); equal to the hints
@@ -120,7 +124,7 @@ def levin_ab(L: np.ndarray, hint_map: np.ndarray | torch.Tensor) -> np.ndarray:
     keep = (cols >= 0) & (weights > 0) & ~fixed.reshape(1, h, w)
     matrix = coo_matrix(
         (
-            np.concatenate([np.ones(n), -weights[keep]]),
+            np.concatenate([np.where(fixed, 1.0, 1.0 + decay), -weights[keep]]),
             (
                 np.concatenate([np.arange(n), rows[keep]]),
                 np.concatenate([np.arange(n), cols[keep]]),

@@ -251,7 +251,8 @@ class Colorizer:
     ) -> list[tuple[int, int, int]]:
         """The ``k`` most likely colours at pixel ``(x, y)``, most likely first (Zhang et al.'s
         suggested palette): peaks of the model's ab distribution there, at least 20 ab units
-        apart, each shown at the photo's own lightness at that point.
+        apart, each shown at the photo's own lightness at that point (kept within CIE L 35-85 so
+        that the swatches stay tellable apart).
 
         Args:
             image: as for :meth:`colorize`; ``x``, ``y``: input pixels, origin top-left.

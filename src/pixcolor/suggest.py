@@ -2,8 +2,9 @@
 
 Zhang et al. 2017 show the user a palette of the colours the network finds likely at the
 clicked point. Neighbouring ab bins (10 units apart) look alike, so the palette keeps the most
-likely bins at least ``min_distance`` ab units apart, and shows each at the photo's own
-lightness there: what the photo will look like with that hint.
+likely bins at least ``min_distance`` ab units apart. Each is shown at the photo's own
+lightness there, kept within ``SWATCH_LIGHTNESS`` so that swatches for a dark coat or a white
+wall stay tellable apart (a hint's lightness is not used: the photo keeps its own).
 
 Example:
     >>> centers = torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.52, 0.0]])
@@ -17,10 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pixcolor.color import AB_SCALE
+from pixcolor.color import AB_SCALE, lab_to_rgb, rgb_to_lab
 from pixcolor.recolor import recolor_image
 
-__all__ = ["palette"]
+__all__ = ["SWATCH_LIGHTNESS", "palette"]
+
+SWATCH_LIGHTNESS = (35.0, 85.0)  # CIE L range of the swatches
 
 
 def palette(
@@ -31,7 +34,8 @@ def palette(
     Args:
         probs: ``(Q,)`` probabilities of the ab bins at the point.
         centers: ``(Q, 2)`` bin centres in ab_norm (ab / 110).
-        pixel: ``(3,)`` uint8 RGB of the photo at the point; its L is kept.
+        pixel: ``(3,)`` uint8 RGB of the photo at the point; its L is kept (within
+            :data:`SWATCH_LIGHTNESS`).
         k: how many colours at most.
         min_distance: smallest ab distance (Lab units) between two colours of the palette.
 
@@ -47,9 +51,13 @@ def palette(
             chosen.append(ab[q])
     if not chosen:
         return []
-    # The photo's pixel repeated, recoloured as outputs are: its L kept, out-of-gamut colours
-    # pulled towards the gray of that L (pixcolor.recolor).
-    row = np.repeat(np.asarray(pixel, dtype=np.uint8).reshape(1, 1, 3), len(chosen), axis=1)
+    # A gray of the pixel's lightness (within SWATCH_LIGHTNESS), recoloured as outputs are:
+    # out-of-gamut colours pulled towards the gray of that L (pixcolor.recolor).
+    rgb = torch.from_numpy(np.asarray(pixel, dtype=np.float32).reshape(3, 1, 1) / 255.0)
+    L = rgb_to_lab(rgb)[0].clamp(*SWATCH_LIGHTNESS)
+    gray = lab_to_rgb(torch.cat([L[None], torch.zeros(2, 1, 1)]))
+    gray_u8 = gray.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    row = np.repeat(gray_u8, len(chosen), axis=1)
     ab_row = torch.stack(chosen).T[:, None, :].numpy()  # (2, 1, n)
     colours = recolor_image(row, ab_row, threads=1)[0]
     return [tuple(int(v) for v in c) for c in colours]  # type: ignore[misc]
