@@ -26,6 +26,7 @@ def tiny_hint_network(*, spread: bool = True, seed: int = 0) -> EffUNet:
             torch.nn.init.normal_(up.block[0].weight[:, -6:], std=2.0)
         if not spread:
             net.hint_propagation.no_hint.fill_(1e4)
+            net.hint_head.propagation.no_hint.fill_(1e4)
     return net
 
 

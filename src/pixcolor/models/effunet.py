@@ -28,7 +28,7 @@ from pixcolor.color import apply_gains
 from pixcolor.errors import ConfigError
 from pixcolor.models.blocks import NormName, conv_bias, norm_layer
 from pixcolor.models.efficientnet import EfficientNetLiteEncoder, EncoderName, load_imagenet_encoder
-from pixcolor.models.hint_layers import HINT_FEATURES, HintPropagation, pool_hints
+from pixcolor.models.hint_layers import HINT_FEATURES, HintHead, HintPropagation, pool_hints
 
 __all__ = ["DecoderMember", "DecoderStage", "EffUNet"]
 
@@ -108,7 +108,8 @@ def _argument_problem(
         (cast_gain is None or 0 <= cast_gain <= 4, f"cast_gain must be in [0, 4], got {cast_gain}"),
         (0 <= dropout < 1, f"dropout must be in [0, 1), got {dropout}"),
         (members >= 1, f"members must be >= 1, got {members}"),
-        (not hints or members == 1, "hints=True needs members=1 (one hint-conditioned decoder)"),
+        (not hints or (members == 1 and head == "bins"),
+         "hints=True needs head='bins' and members=1 (one hint-conditioned decoder)"),
     )  # fmt: skip
     return next((message for ok, message in checks if not ok), None)
 
@@ -159,9 +160,11 @@ class EffUNet(nn.Module):
             Members are trained alone on a frozen encoder and joined with
             :func:`pixcolor.models.ensemble.assemble`; member 0 is ``ups``/``head``, the others
             ``more.i.ups``/``more.i.head``.
-        hints: Accept user colour hints (:mod:`pixcolor.models.hint_layers`): each decoder
-            stage takes six more channels, zero-initialised, so a model widened from an
-            unhinted one (:func:`~pixcolor.models.hint_layers.widen_for_hints`) starts out colouring exactly as it did.
+        hints: Accept user colour hints (:mod:`pixcolor.models.hint_layers`; ``head="bins"``):
+            each decoder stage takes six more channels, zero-initialised, and a hint head adds
+            the hints' colours to the logits; a model widened from an unhinted one
+            (:func:`~pixcolor.models.hint_layers.widen_for_hints`) colours as before without
+            hints.
 
     Attributes:
         output_kind: ``"tanh"`` or ``"bins"``.
@@ -225,6 +228,7 @@ class EffUNet(nn.Module):
         )
         if hints:
             self.hint_propagation = HintPropagation(sum(self.encoder.channels[-2:]))
+            self.hint_head = HintHead(decoder_channels[num_stages - 1])
         self.more = nn.ModuleList(
             DecoderMember(*_decoder(self.encoder.channels[-1], stages, head_out, norm, dropout))
             for _ in range(members - 1)
@@ -313,6 +317,8 @@ class EffUNet(nn.Module):
                     extra = torch.cat([pooled, spread], dim=1)
                 skip = torch.cat([skip, extra], dim=1)
             x = up(x, skip)
+        if self.takes_hints and hints is not None:
+            return self.hint_head(x, head(x), hints, self.bin_centers)
         return head(x)
 
     def _check_hints(self, l_norm: Tensor, hints: Tensor | None) -> None:
