@@ -64,12 +64,22 @@ class HintPropagation(nn.Module):
         dim: width of the queries and keys.
     """
 
-    def __init__(self, channels: int, dim: int = 64, no_hint: float = 0.0) -> None:
+    def __init__(
+        self, channels: int, dim: int = 64, no_hint: float = 0.0, cosine: bool = False
+    ) -> None:
         super().__init__()
         self.query = nn.Conv2d(channels, dim, 1)
         self.key = nn.Conv2d(channels, dim, 1)
         self.no_hint = nn.Parameter(torch.full((1,), float(no_hint)))
         self.dim = dim
+        self.cosine = cosine
+        if cosine:  # logits = scale * cos(q, k); "no hint" = scale * no_hint, a cosine
+            self.log_scale = nn.Parameter(torch.tensor(math.log(20.0)))
+            with torch.no_grad():
+                for conv in (self.query, self.key):
+                    conv.weight.zero_()
+                    conv.weight[:, :, 0, 0].copy_(torch.eye(dim, channels))
+                    conv.bias.zero_()
 
     def forward(self, features: Tensor, pooled: Tensor) -> Tensor:
         """Propagate ``pooled`` hints over ``features``.
@@ -91,9 +101,17 @@ class HintPropagation(nn.Module):
         q = self.query(features).flatten(2)  # (B, D, N)
         k = torch.gather(self.key(features).flatten(2), 2, order[:, None].expand(-1, self.dim, -1))
         ab = torch.gather(pooled[:, :2].flatten(2), 2, order[:, None].expand(-1, 2, -1))
-        logits = torch.einsum("bdn,bdk->bnk", q.float(), k.float()) / math.sqrt(self.dim)
+        q, k = q.float(), k.float()
+        if self.cosine:
+            q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+            scale = self.log_scale.float().exp()
+        else:
+            scale = 1.0 / math.sqrt(self.dim)
+        logits = torch.einsum("bdn,bdk->bnk", q, k) * scale
         logits = logits.masked_fill(~valid[:, None, :], float("-inf"))
-        null = self.no_hint.float().expand(b, logits.shape[1], 1)
+        null = (self.no_hint.float() * (scale if self.cosine else 1.0)).expand(
+            b, logits.shape[1], 1
+        )
         weights = torch.softmax(torch.cat([logits, null], dim=2), dim=2)
         spread = torch.einsum("bnk,bck->bcn", weights[..., :-1], ab.float())  # (B, 2, N)
         out = torch.cat([spread, 1.0 - weights[..., -1:].transpose(1, 2)], dim=1)
@@ -105,17 +123,15 @@ class HintHead(nn.Module):
 
     Args:
         channels: channels of the decoder features at the logits' grid.
-        dim: width of the queries and keys of its own :class:`HintPropagation`.
     """
 
-    def __init__(self, channels: int, dim: int = 32) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        # Small queries and keys and a strong "no hint" key: at first the hints reach little
-        # beyond their own cells; the gate starts open there (softplus(0) = 0.69).
-        self.propagation = HintPropagation(channels, dim, no_hint=5.0)
-        for conv in (self.propagation.query, self.propagation.key):
-            nn.init.normal_(conv.weight, std=0.01)
-            nn.init.zeros_(conv.bias)
+        # Cosine similarity of the decoder's own features, from identity projections: at
+        # first a hint reaches the cells whose features are within cosine 0.8 of its cell's
+        # (the same stuff, as the trained decoder sees it); the gate starts open
+        # (softplus(0) = 0.69).
+        self.propagation = HintPropagation(channels, channels, no_hint=0.8, cosine=True)
         self.gate = nn.Conv2d(channels + 2, 1, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
