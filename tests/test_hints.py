@@ -267,3 +267,14 @@ def test_training_with_hints_widens_an_unhinted_model(tmp_path):
     assert trainer.global_step == 2 and "val_l1_hints" in metrics
     assert any(up.block[0].weight[:, -6:].abs().sum() > 0 for up in trainer.G_raw.ups)
     tiny_hint_network()  # the helper builds
+
+
+def test_hints_model_must_be_a_shipped_name(tmp_path):
+    from pixcolor.errors import ConfigError
+    from pixcolor.models.model_config import validate
+
+    config = {"arch": "effunet", "kwargs": {"head": "bins"}, "hints_model": "hints"}
+    assert validate(config, "c.json")["hints_model"] == "hints"
+    for bad in ("../evil", "/abs/path", "", 3):
+        with pytest.raises(ConfigError, match=r"c\.json: hints_model must be a shipped model name"):
+            validate({**config, "hints_model": bad}, "c.json")
