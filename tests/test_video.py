@@ -197,3 +197,33 @@ def test_saturation_zero_gives_gray_frames(tmp_path):
     assert main([*args, *FAST]) == 0
     out = np.asarray(Image.open(tmp_path / "out" / "reel" / "frame_00001.png"))
     assert np.abs(lab_of(out)[1:]).mean() < 1.0
+
+
+SIGTERM_VIDEO_CHILD = """
+import os, signal, sys
+import pixcolor.video.clips as clips
+from pixcolor.cli import main
+
+real = clips.write_png
+count = 0
+
+def write_then_term(rgb, fp):
+    global count
+    real(rgb, fp)
+    count += 1
+    if count == 2:  # mid-clip: two frames written into the temporary folder
+        os.kill(os.getpid(), signal.SIGTERM)
+
+clips.write_png = write_then_term
+sys.exit(main(["video", sys.argv[1], "-o", sys.argv[2], "--model", "fast", "--size", "64",
+               "--device", "cpu"]))
+"""
+
+
+def test_sigterm_mid_clip_leaves_no_partial_output(tmp_path):
+    write_frames(iter(clip(6)), tmp_path / "reel")
+    out = tmp_path / "out"
+    child = [sys.executable, "-c", SIGTERM_VIDEO_CHILD, str(tmp_path / "reel"), str(out)]
+    done = subprocess.run(child, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert list(out.iterdir()) == []  # neither reel/ nor its .partial folder

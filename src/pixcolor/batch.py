@@ -104,7 +104,7 @@ def run_batch(
         check_output_dir(out_dir)
     claimed: dict[Path, Path] = {}  # output -> the input it was written (or kept) for
     tidied: set[Path] = set()  # folders cleared of stale temp files
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         for item in tqdm(files, desc=verb, unit="img", disable=None):
             try:
                 target = output_path(item, out_dir, FORMATS[fmt])
@@ -178,7 +178,7 @@ def notice_if_slow(message: str, after: float = 1.0) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so that the write
     in progress removes its temp file; the default handler would end the process at once."""
 

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         saturation=args.saturation,
         hints=args.hints,
     )
-    return run_clips(
-        lambda: load_model(args.model, device=args.device), args.inputs, args.out, settings
-    )
+    from pixcolor.batch import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a clip's temporary output is removed on SIGTERM too
+        return run_clips(
+            lambda: load_model(args.model, device=args.device), args.inputs, args.out, settings
+        )
