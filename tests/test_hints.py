@@ -278,3 +278,18 @@ def test_hints_model_must_be_a_shipped_name(tmp_path):
     for bad in ("../evil", "/abs/path", "", 3):
         with pytest.raises(ConfigError, match=r"c\.json: hints_model must be a shipped model name"):
             validate({**config, "hints_model": bad}, "c.json")
+
+
+def test_spread_residuals_meet_the_hint_and_fade_with_distance():
+    from pixcolor.levin import spread_residuals
+
+    L = np.full((32, 64), 50.0)
+    L[:, 40:] = 80.0  # an edge at x = 40
+    ab = np.zeros((2, 32, 64), np.float32)
+    maps = render_hints([Hint(10, 16, (200, 30, 40), 0)], (32, 64), (32, 64))[0].numpy()
+    out = spread_residuals(ab, L, maps, reach=0.2)
+    assert np.allclose(out[:, 16, 10], maps[:2, 16, 10] * 110, atol=1e-3)  # exact at the hint
+    a = out[0, 16]
+    assert a[10] > a[20] > a[35] > 0  # fading with distance in the flat region
+    assert a[45] < 0.05 * a[35]  # and stopped by the edge
+    assert np.array_equal(spread_residuals(ab, L, np.zeros((3, 32, 64))), ab)

@@ -36,7 +36,14 @@ from pixcolor.hints import parse_hints, render_hints
 from pixcolor.imageio import ImageInput, as_uint8_rgb
 from pixcolor.recolor import recolor_image
 
-__all__ = ["LEVIN_SIZE", "levin_ab", "levin_colorize", "levin_shape"]
+__all__ = [
+    "HINT_REACH",
+    "LEVIN_SIZE",
+    "levin_ab",
+    "levin_colorize",
+    "levin_shape",
+    "spread_residuals",
+]
 
 LEVIN_SIZE = 256  # long side of the solve, in pixels; the issue's "about 256 px"
 # From the authors' code: csig = 0.6 * window variance, at least -min(dY^2) / log(0.01)
@@ -44,6 +51,11 @@ LEVIN_SIZE = 256  # long side of the solve, in pixels; the issue's "about 256 px
 _VARIANCE_FACTOR = 0.6
 _CLOSEST_WEIGHT = 0.01
 _SIGMA_FLOOR = 2e-6
+# How far spread_residuals carries a hint's correction through a flat region before it has
+# faded to 1/e: this fraction of the image's long side. Chosen on 12 held-out training photos
+# (hint model, 1-20 simulated hints): no fading scored best by PSNR but moves the whole photo
+# with one hint; 0.45 kept most of that gain and keeps a hint to its surroundings.
+HINT_REACH = 0.45
 # The 8 neighbours of a 3x3 window, as (dy, dx).
 _OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
 
@@ -176,3 +188,34 @@ def levin_colorize(
         t = torch.from_numpy(small).permute(2, 0, 1).double().div_(255.0)
         ab = levin_ab(rgb_to_lab(t)[0].numpy(), hint_map)
     return recolor_image(rgb, ab, threads=torch.get_num_threads())
+
+
+def spread_residuals(
+    ab: np.ndarray, L: np.ndarray, hint_map: np.ndarray | torch.Tensor, reach: float = HINT_REACH
+) -> np.ndarray:
+    """Make a model's ab meet the hints exactly, spreading each correction along luminance.
+
+    The correction at each hinted pixel (hint minus model) is propagated by :func:`levin_ab`
+    with a fading of ``1 / (reach * long side)^2`` and added to ``ab``: hinted pixels take
+    their hint's colour, nearby pixels of similar lightness follow, edges stop it.
+
+    Args:
+        ab: ``(2, h, w)`` the model's a and b in Lab units.
+        L: ``(h, w)`` CIE L in [0, 100] at the same size.
+        hint_map: ``(3, h, w)`` or ``(1, 3, h, w)`` (:func:`pixcolor.hints.render_hints`).
+        reach: fade length as a fraction of the long side (> 0).
+
+    Returns:
+        ``(2, h, w)`` float32 ab in Lab units; ``ab`` itself where nothing is hinted.
+    """
+    hm = np.asarray(hint_map.cpu() if isinstance(hint_map, torch.Tensor) else hint_map)
+    hm = hm[0] if hm.ndim == 4 else hm
+    ab = np.asarray(ab, dtype=np.float32)
+    mask = hm[2] > 0
+    if not mask.any():
+        return ab
+    residual = np.zeros_like(hm, dtype=np.float32)
+    residual[:2] = np.where(mask, hm[:2] - ab / AB_SCALE, 0.0)
+    residual[2] = mask
+    decay = 1.0 / (reach * max(L.shape)) ** 2
+    return ab + levin_ab(L, residual, decay=decay)

@@ -175,7 +175,9 @@ class Colorizer:
             max_pixels: refuse larger images (decompression bombs).
             hints: colour hints (:mod:`pixcolor.hints`): the ``{"points": [...]}`` dict, a list
                 of ``(x, y, (r, g, b))`` tuples in input pixels, or ``None``. With hints, the
-                image runs through :meth:`hint_colorizer`.
+                image runs through :meth:`hint_colorizer`, whose colours are then made to meet
+                each hint exactly, the correction spread along the photo's lightness and
+                fading with distance (:func:`pixcolor.levin.spread_residuals`).
 
         Returns:
             An RGB PIL image of exactly the input's size.
@@ -223,10 +225,11 @@ class Colorizer:
         for i, s in enumerate(smalls):
             groups.setdefault((*s.shape[-2:], maps[i] is not None), []).append(i)
         for (*_, hinted), idx in groups.items():
-            model = self.hint_colorizer() if hinted else self
-            hint_batch = torch.cat([maps[i] for i in idx]) if hinted else None
             L = torch.cat([smalls[i] for i in idx])
-            ab = model.predict_ab(L, stochastic=stochastic, hints=hint_batch)
+            if hinted:
+                ab = self.predict_hinted_ab(L, torch.cat([maps[i] for i in idx]), stochastic)
+            else:
+                ab = self.predict_ab(L, stochastic=stochastic)
             for j, i in enumerate(idx):
                 ab_small[i] = ab[j]
         outputs = []
@@ -236,6 +239,28 @@ class Colorizer:
             del rgb
             outputs.append(Image.fromarray(out))
         return outputs
+
+    def predict_hinted_ab(self, L: Tensor, hint_maps: Tensor, stochastic: bool = False) -> Tensor:
+        """Working-size ab with hints: :meth:`hint_colorizer`'s prediction, made to meet each
+        hint exactly with the correction spread along the lightness and fading with distance
+        (:func:`pixcolor.levin.spread_residuals`).
+
+        Args:
+            L: ``(B, 1, h, w)`` Lab L, 0..100, at the working size.
+            hint_maps: ``(B, 3, h, w)`` (:func:`pixcolor.hints.render_hints`).
+            stochastic: dropout on (models with dropout only).
+
+        Returns:
+            ``(B, 2, h, w)`` ab in Lab units.
+        """
+        from pixcolor.levin import spread_residuals
+
+        ab = self.hint_colorizer().predict_ab(L, stochastic=stochastic, hints=hint_maps)
+        met = [
+            spread_residuals(a.numpy(), light[0].numpy(), m)
+            for a, light, m in zip(ab, L, hint_maps, strict=True)
+        ]
+        return torch.from_numpy(np.stack(met))
 
     @torch.inference_mode()
     def suggest_colors(

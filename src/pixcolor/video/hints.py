@@ -296,4 +296,4 @@ def predict_with_hints(
     if not points:
         return model.predict_ab(L)[0]
     hint_map = render_hints(points, image_hw, (L.shape[-2], L.shape[-1]), source)
-    return model.hint_colorizer().predict_ab(L, hints=hint_map)[0]
+    return model.predict_hinted_ab(L, hint_map)[0]
