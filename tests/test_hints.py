@@ -21,12 +21,13 @@ from pixcolor.hints import (
     hints_to_json,
     load_hints,
     parse_hints,
+    pool_hints,
     random_hint_maps,
     render_hints,
     simulate_hints,
 )
 from pixcolor.models.effunet import EffUNet
-from pixcolor.models.hint_layers import HintPropagation, pool_hints, widen_for_hints
+from pixcolor.models.hint_layers import HintPropagation, widen_for_hints
 
 GOOD = {
     "points": [

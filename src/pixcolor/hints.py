@@ -16,9 +16,9 @@ turns hints into the ``(1, 3, h, w)`` map of :mod:`pixcolor.models.hint_layers`;
 training.
 
 Example:
-    >>> hints = parse_hints({"points": [{"x": 1, "y": 2, "rgb": [200, 30, 40]}]})
-    >>> render_hints(hints, (4, 4), (32, 32))[0, 2].sum().item()
-    49.0
+    >>> hints = parse_hints({"points": [{"x": 10, "y": 20, "rgb": [200, 30, 40]}]})
+    >>> render_hints(hints, (64, 64), (32, 32))[0, 2].sum().item()  # 7x7 pixels -> 4x4 cells
+    16.0
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from pixcolor.color import normalize_ab, rgb_to_lab
@@ -44,6 +45,7 @@ __all__ = [
     "hints_to_json",
     "load_hints",
     "parse_hints",
+    "pool_hints",
     "random_hint_maps",
     "render_hints",
     "simulate_hints",
@@ -214,6 +216,23 @@ def _span(centre: float, radius: int, size: int, work: int) -> tuple[int, int]:
     hi = min(work, math.ceil((math.floor(centre) + radius + 1) * scale))
     lo = min(lo, work - 1)
     return lo, max(hi, lo + 1)
+
+
+def pool_hints(hints: Tensor, size: tuple[int, int]) -> Tensor:
+    """A hint map pooled to ``size``: mean ab over each cell's hinted pixels, and a 0/1 mask.
+
+    Args:
+        hints: ``(B, 3, H, W)``: ab_norm times mask, then the mask in {0, 1}.
+        size: ``(h, w)`` of the grid.
+
+    Returns:
+        ``(B, 3, h, w)``: ab_norm (0 where no hint) and 1 where the cell holds a hinted pixel.
+    """
+    pooled = F.adaptive_avg_pool2d(hints.float(), size)
+    mass = pooled[:, 2:3]
+    has = (mass > 0).to(pooled.dtype)
+    ab = pooled[:, :2] / mass.clamp_min(1e-8) * has
+    return torch.cat([ab, has], dim=1)
 
 
 def simulate_hints(

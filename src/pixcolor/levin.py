@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from pixcolor.color import AB_SCALE, rgb_to_lab
-from pixcolor.hints import parse_hints, render_hints
+from pixcolor.hints import parse_hints, pool_hints, render_hints
 from pixcolor.imageio import ImageInput, as_uint8_rgb
 from pixcolor.recolor import recolor_image
 
@@ -56,6 +57,7 @@ _SIGMA_FLOOR = 2e-6
 # (hint model, 1-20 simulated hints): no fading scored best by PSNR but moves the whole photo
 # with one hint; 0.45 kept most of that gain and keeps a hint to its surroundings.
 HINT_REACH = 0.45
+SPREAD_SIDE = 112  # long side of spread_residuals' solve (half the default working size)
 # The 8 neighbours of a 3x3 window, as (dy, dx).
 _OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
 
@@ -191,7 +193,11 @@ def levin_colorize(
 
 
 def spread_residuals(
-    ab: np.ndarray, L: np.ndarray, hint_map: np.ndarray | torch.Tensor, reach: float = HINT_REACH
+    ab: np.ndarray,
+    L: np.ndarray,
+    hint_map: np.ndarray | torch.Tensor,
+    reach: float = HINT_REACH,
+    max_side: int = SPREAD_SIDE,
 ) -> np.ndarray:
     """Make a model's ab meet the hints exactly, spreading each correction along luminance.
 
@@ -204,6 +210,9 @@ def spread_residuals(
         L: ``(h, w)`` CIE L in [0, 100] at the same size.
         hint_map: ``(3, h, w)`` or ``(1, 3, h, w)`` (:func:`pixcolor.hints.render_hints`).
         reach: fade length as a fraction of the long side (> 0).
+        max_side: the correction is solved with the long side at most this (area-averaged L,
+            pooled hints), upsampled bilinearly, and hinted pixels then set to their hints: the
+            sparse solve grows faster than the pixel count, and the correction is smooth.
 
     Returns:
         ``(2, h, w)`` float32 ab in Lab units; ``ab`` itself where nothing is hinted.
@@ -217,5 +226,14 @@ def spread_residuals(
     residual = np.zeros_like(hm, dtype=np.float32)
     residual[:2] = np.where(mask, hm[:2] - ab / AB_SCALE, 0.0)
     residual[2] = mask
-    decay = 1.0 / (reach * max(L.shape)) ** 2
-    return ab + levin_ab(L, residual, decay=decay)
+    h, w = L.shape
+    sh, sw = levin_shape(h, w, max_side)
+    decay = 1.0 / (reach * max(sh, sw)) ** 2
+    if (sh, sw) == (h, w):
+        return ab + levin_ab(L, residual, decay=decay)
+    small_L = F.adaptive_avg_pool2d(torch.from_numpy(np.asarray(L, np.float32))[None], (sh, sw))
+    small_hints = pool_hints(torch.from_numpy(residual)[None], (sh, sw))[0].numpy()
+    spread = levin_ab(small_L[0].numpy(), small_hints, decay=decay)
+    up = F.interpolate(torch.from_numpy(spread)[None], size=(h, w), mode="bilinear")[0].numpy()
+    out = ab + up
+    return np.where(mask, hm[:2] * AB_SCALE, out).astype(np.float32)

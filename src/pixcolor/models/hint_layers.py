@@ -5,8 +5,9 @@ mask (1 where a hint is, else 0); :func:`pixcolor.hints.render_hints` builds it.
 stage of a hint-conditioned :class:`~pixcolor.models.effunet.EffUNet` receives six more
 channels beside its skip connection:
 
-- the hints pooled to the stage's grid (:func:`pool_hints`): the mask-weighted mean ab of each
-  cell and whether the cell holds a hint. Exact where the user clicked, but local.
+- the hints pooled to the stage's grid (:func:`pixcolor.hints.pool_hints`): the mask-weighted
+  mean ab of each cell and whether the cell holds a hint. Exact where the user clicked, but
+  local.
 - the hints spread by :class:`HintPropagation`: every cell attends to the hinted cells whose
   encoder features look like its own, so one click can colour the whole object under it.
 
@@ -30,26 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["HINT_FEATURES", "HintHead", "HintPropagation", "pool_hints", "widen_for_hints"]
+from pixcolor.hints import pool_hints
+
+__all__ = ["HINT_FEATURES", "HintHead", "HintPropagation", "widen_for_hints"]
 
 HINT_FEATURES = 6  # channels each decoder stage receives: 3 pooled + 3 propagated
-
-
-def pool_hints(hints: Tensor, size: tuple[int, int]) -> Tensor:
-    """A hint map pooled to ``size``: mean ab over each cell's hinted pixels, and a 0/1 mask.
-
-    Args:
-        hints: ``(B, 3, H, W)``: ab_norm times mask, then the mask in {0, 1}.
-        size: ``(h, w)`` of the grid.
-
-    Returns:
-        ``(B, 3, h, w)``: ab_norm (0 where no hint) and 1 where the cell holds a hinted pixel.
-    """
-    pooled = F.adaptive_avg_pool2d(hints.float(), size)
-    mass = pooled[:, 2:3]
-    has = (mass > 0).to(pooled.dtype)
-    ab = pooled[:, :2] / mass.clamp_min(1e-8) * has
-    return torch.cat([ab, has], dim=1)
 
 
 class HintPropagation(nn.Module):
@@ -86,7 +72,7 @@ class HintPropagation(nn.Module):
 
         Args:
             features: ``(B, C, h, w)`` features of the image.
-            pooled: ``(B, 3, h, w)`` hints on the same grid (:func:`pool_hints`).
+            pooled: ``(B, 3, h, w)`` hints on the same grid (:func:`pixcolor.hints.pool_hints`).
 
         Returns:
             ``(B, 3, h, w)``: propagated ab_norm and the weight on hints, in [0, 1].
