@@ -124,9 +124,8 @@ class Trainer(EpochRun):
         return prepare_batch(rgb_u8, self.config, self.device, self.dist, epoch, step)
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        on = self.amp_dtype is not None
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if on else nullcontext()
 
     def _hints(self, ab: Tensor, epoch: int, step: int) -> Tensor | None:
         return simulated_hints(self.G_raw, ab, self.config.seed, epoch, step, self.dist.rank)
@@ -280,16 +279,9 @@ class Trainer(EpochRun):
                     bar.set_postfix(
                         {k: f"{v:.3f}" for k, v in means.items()} | {"img/s": f"{rate:.1f}"}
                     )
-                    self.log_row(
-                        {
-                            "kind": "train",
-                            "epoch": epoch + 1,
-                            "step": self.global_step,
-                            "lr_g": self.opt_g.param_groups[0]["lr"],
-                            "img_per_s": rate,
-                            **means,
-                        }
-                    )
+                    lr = self.opt_g.param_groups[0]["lr"]
+                    self.log_row({"kind": "train", "epoch": epoch + 1, "step": self.global_step,
+                                  "lr_g": lr, "img_per_s": rate, **means})  # fmt: skip
                 if self.should_stop(stop_at_step):
                     return False
         return True
@@ -341,13 +333,9 @@ class Trainer(EpochRun):
         if self.dist.is_main and grid is not None:
             save_png(grid, self.out / "grids" / f"epoch_{self.epoch:04d}.png")
             self.log_image("val/grid", grid)
-        log.info(
-            "epoch %d: val L1 %.3f (ab units), PSNR %.2f dB, colour spread %.2f of the truth's",
-            self.epoch,
-            metrics["val_l1"],
-            metrics["val_psnr"],
-            metrics["val_spread"],
-        )
+        log.info("epoch %d: val L1 %.3f (ab units), PSNR %.2f dB, colour spread %.2f of the "
+                 "truth's", self.epoch, metrics["val_l1"], metrics["val_psnr"],
+                 metrics["val_spread"])  # fmt: skip
         self._train_mode()
         return metrics
 
@@ -364,9 +352,8 @@ class Trainer(EpochRun):
             f"process(es) x {cfg.grad_accum} accum = global batch "
             f"{cfg.batch_size * world * cfg.grad_accum}"
         )
-        full, generator = checkpoint_megabytes(
-            self.G_raw, self.D_raw, gan=self.gan_loss is not None
-        )
+        gan = self.gan_loss is not None
+        full, generator = checkpoint_megabytes(self.G_raw, self.D_raw, gan=gan)
         log.info(
             f"each checkpoint writes: last {full:.0f} MB (full training state, for --resume); "
             f"best and epoch_N {generator:.0f} MB (generator only), the newest "
@@ -388,9 +375,8 @@ class Trainer(EpochRun):
             "scaler": self.scaler.state_dict(),
             "bins_weights": self.bins_weights.cpu() if self.bins_weights is not None else None,
         }
-        return checkpoint_files(
-            self.config, self.G_raw, progress, discriminator=self.D_raw, state=state
-        )
+        D = self.D_raw
+        return checkpoint_files(self.config, self.G_raw, progress, discriminator=D, state=state)
 
     def _restore(self, folder: Path) -> None:
         state = load_checkpoint(folder, self.G_raw, self.D_raw)

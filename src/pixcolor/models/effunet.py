@@ -163,8 +163,7 @@ class EffUNet(nn.Module):
         hints: Accept user colour hints (:mod:`pixcolor.models.hint_layers`; ``head="bins"``):
             each decoder stage takes six more channels, zero-initialised, and a hint head adds
             the hints' colours to the logits; a model widened from an unhinted one
-            (:func:`~pixcolor.models.hint_layers.widen_for_hints`) colours as before without
-            hints.
+            (:func:`~pixcolor.models.hint_layers.widen_for_hints`) keeps its no-hint colours.
 
     Attributes:
         output_kind: ``"tanh"`` or ``"bins"``.
