@@ -47,6 +47,7 @@ __all__ = [
     "parse_hints",
     "pool_hints",
     "random_hint_maps",
+    "read_json_file",
     "render_hints",
     "simulate_hints",
 ]
@@ -131,6 +132,23 @@ def parse_hints(data: object, source: str = "hints") -> list[Hint]:
     return [_point(p, f"{source}: point {i + 1}") for i, p in enumerate(points)]
 
 
+def read_json_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
+    """The parsed JSON of a hints file (photo or video), at most ``max_bytes`` long.
+
+    Raises:
+        HintError: unreadable, too large or not JSON; one line naming the file.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise HintError(f"{path}: hints file over {max_bytes >> 20} MiB")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HintError(f"{path}: cannot read hints ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HintError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+
+
 def load_hints(path: str | Path) -> list[Hint]:
     """Read and check a hints JSON file.
 
@@ -138,16 +156,7 @@ def load_hints(path: str | Path) -> list[Hint]:
         HintError: unreadable, too large (over 1 MiB), not JSON, or a bad point; one line
             naming the file.
     """
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise HintError(f"{path}: hints file over {MAX_FILE_BYTES >> 20} MiB")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HintError(f"{path}: cannot read hints ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HintError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
-    return parse_hints(data, str(path))
+    return parse_hints(read_json_file(path), str(path))
 
 
 def hints_to_json(hints: Sequence[Hint]) -> dict[str, Any]:

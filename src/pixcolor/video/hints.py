@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 from torch import Tensor
 
-from pixcolor.hints import Hint, HintError, parse_hints, render_hints
+from pixcolor.hints import Hint, HintError, parse_hints, read_json_file, render_hints
 from pixcolor.pipeline import Colorizer
 from pixcolor.video.temporal import (
     FB_ABSOLUTE,
@@ -132,16 +131,7 @@ def load_video_hints(path: str | Path) -> VideoHints:
         HintError: unreadable, too large (over 16 MiB), not JSON, or a bad entry; one line
             naming the file.
     """
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise HintError(f"{path}: hints file over {MAX_FILE_BYTES >> 20} MiB")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HintError(f"{path}: cannot read hints ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HintError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
-    return parse_video_hints(data, str(path))
+    return parse_video_hints(read_json_file(path, MAX_FILE_BYTES), str(path))
 
 
 def video_hints_to_json(hints: VideoHints) -> dict:
