@@ -230,7 +230,7 @@ def test_cli_single_file_and_mirrored_folder(tmp_path, capsys):
     rc = main(["colorize", str(src), "-o", str(tmp_path / "out"), "--model", str(model),
                "--hints", str(hints)])  # fmt: skip
     err = capsys.readouterr().err
-    assert rc == 1 and "c.png (hints): point 1 (999, 1) is outside" in err
+    assert rc == 1 and "c.png: " in err and "c.json: point 1 (999, 1) is outside" in err
     out = tmp_path / "out"
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
         "a.png", "sub/b.png"]  # fmt: skip
@@ -294,3 +294,15 @@ def test_spread_residuals_meet_the_hint_and_fade_with_distance():
     assert a[10] > a[20] > a[35] > 0  # fading with distance in the flat region
     assert a[45] < 0.05 * a[35]  # and stopped by the edge
     assert np.array_equal(spread_residuals(ab, L, np.zeros((3, 32, 64))), ab)
+
+
+def test_hints_may_be_a_file_path_and_its_errors_name_it(local_model, tmp_path):
+    path = tmp_path / "photo.json"
+    path.write_text(json.dumps({"points": [{"x": 20, "y": 30, "rgb": [0, 200, 0]}]}))
+    by_path = np.asarray(local_model.colorize(_gray(), hints=path))
+    assert np.array_equal(
+        by_path, np.asarray(local_model.colorize(_gray(), hints=[(20, 30, (0, 200, 0))]))
+    )
+    path.write_text(json.dumps({"points": [{"x": 500, "y": 30, "rgb": [0, 200, 0]}]}))
+    with pytest.raises(HintError, match=r"photo\.json: point 1 \(500, 30\) is outside"):
+        local_model.colorize(_gray(), hints=str(path))

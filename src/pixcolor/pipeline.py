@@ -27,14 +27,15 @@ from torch import Tensor, nn
 from pixcolor.color import denormalize_ab, normalize_l, rgb_to_lab
 from pixcolor.device import resolve_device
 from pixcolor.errors import PixcolorError
-from pixcolor.hints import Hint, parse_hints, render_hints
+from pixcolor.hints import Hint, load_hints, parse_hints, render_hints
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, ImageInput, as_uint8_rgb
 from pixcolor.models import hub
 from pixcolor.recolor import recolor_image
 from pixcolor.working_size import DEFAULT_SIZE, check_size, working_shape
 
 DEFAULT_MODEL = hub.DEFAULT_COLORIZER
-HintsLike = Mapping[str, Any] | Sequence[Any] | None  # the JSON dict, (x, y, rgb) tuples, Hints
+# The JSON dict, (x, y, rgb) tuples or Hints, or the path of a hints JSON file.
+HintsLike = Mapping[str, Any] | Sequence[Any] | str | Path | None
 
 
 def available_models() -> list[str]:
@@ -174,7 +175,8 @@ class Colorizer:
                 model's own colours, 0 gray (the input's luminance), 2 twice as strong.
             max_pixels: refuse larger images (decompression bombs).
             hints: colour hints (:mod:`pixcolor.hints`): the ``{"points": [...]}`` dict, a list
-                of ``(x, y, (r, g, b))`` tuples in input pixels, or ``None``. With hints, the
+                of ``(x, y, (r, g, b))`` tuples in input pixels, the path of a hints JSON file,
+                or ``None``. With hints, the
                 image runs through :meth:`hint_colorizer`, whose colours are then made to meet
                 each hint exactly, the correction spread along the photo's lightness and
                 fading with distance (:func:`pixcolor.levin.spread_residuals`).
@@ -213,12 +215,13 @@ class Colorizer:
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"{len(hints)} hint entries for {len(images)} images")
         entries = [None] * len(images) if hints is None else list(hints)
-        parsed = [parse_hints(h, _source(im)) for im, h in zip(images, entries, strict=True)]
+        sources = [_source(h) for h in entries]
+        parsed = [_parse(h, src) for h, src in zip(entries, sources, strict=True)]
         arrays: list[np.ndarray | None] = [as_uint8_rgb(im, max_pixels=max_pixels) for im in images]
         smalls = [self._small_l(a, size) for a in arrays]
         maps = [
-            self._hint_map(p, a.shape[:2], s.shape[-2:], _source(im)) if p else None
-            for p, a, s, im in zip(parsed, arrays, smalls, images, strict=True)
+            self._hint_map(p, a.shape[:2], s.shape[-2:], src) if p else None
+            for p, a, s, src in zip(parsed, arrays, smalls, sources, strict=True)
         ]
         ab_small: list[Tensor | None] = [None] * len(arrays)
         groups: dict[tuple[int, int, bool], list[int]] = {}
@@ -296,14 +299,15 @@ class Colorizer:
         if not 1 <= k <= 64:
             raise ValueError(f"k must be in [1, 64], got {k}")
         rgb = as_uint8_rgb(image, max_pixels=max_pixels)
-        parsed = parse_hints(hints, _source(image))
-        render_hints([Hint(x, y, (0, 0, 0))], rgb.shape[:2], (1, 1), _source(image))  # inside?
+        source = _source(hints)
+        parsed = _parse(hints, source)
+        render_hints([Hint(x, y, (0, 0, 0))], rgb.shape[:2], (1, 1), "suggest_colors")  # inside?
         small = self._small_l(rgb, self.size if size is None else check_size(size))
         model = self.hint_colorizer() if parsed else self
         net = model.model
         if getattr(net, "output_kind", None) != "bins":
             raise PixcolorError(f"suggested colours need an ab-bin model; this is {self.name}")
-        hint_map = self._hint_map(parsed, rgb.shape[:2], small.shape[-2:], _source(image))
+        hint_map = self._hint_map(parsed, rgb.shape[:2], small.shape[-2:], source)
         x_in = normalize_l(small.to(model.device)).contiguous(memory_format=torch.channels_last)
         probs = net.member_probs(x_in, hint_map.to(model.device) if parsed else None)[0].cpu()
         gy = min(probs.shape[1] - 1, int(y * probs.shape[1] / rgb.shape[0]))
@@ -346,9 +350,14 @@ class Colorizer:
         return recolor_image(rgb, ab, saturation=saturation, threads=torch.get_num_threads())
 
 
-def _source(image: ImageInput) -> str:
-    """What hint errors call an image: its path, or "hints"."""
-    return f"{image} (hints)" if isinstance(image, (str, Path)) else "hints"
+def _source(hints: HintsLike) -> str:
+    """What hint errors name: the hints file, or "hints"."""
+    return str(hints) if isinstance(hints, (str, Path)) else "hints"
+
+
+def _parse(hints: HintsLike, source: str) -> list[Hint]:
+    """Checked hints from any :data:`HintsLike` (a path is read as a hints JSON file)."""
+    return load_hints(hints) if isinstance(hints, (str, Path)) else parse_hints(hints, source)
 
 
 @lru_cache(maxsize=2)

@@ -11,7 +11,6 @@ from pixcolor.batch import FORMATS, check_folders, notice_if_slow, output_dir_ar
 
 if TYPE_CHECKING:
     from pixcolor.files import InputFile
-    from pixcolor.hints import Hint
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _hints_lookup(
     inputs: list[str], hints: Path | None
-) -> Callable[[InputFile], list[Hint] | None] | None:
-    """``item -> its hints`` for ``--hints PATH`` (``None`` without the flag).
+) -> Callable[[InputFile], Path | None] | None:
+    """``item -> its hints file`` for ``--hints PATH`` (``None`` without the flag).
 
     One input file: PATH is its JSON file. Anything else: PATH is a folder mirroring the
     inputs; an image without a hints file gets none. Files are read when their image is, so a
-    bad one fails that image only.
+    bad one fails that image only, with a line naming the file.
 
     Raises:
         PixcolorError: PATH missing, or a file where a folder is needed (and the reverse).
@@ -116,7 +115,6 @@ def _hints_lookup(
     if hints is None:
         return None
     from pixcolor.errors import PixcolorError
-    from pixcolor.hints import load_hints
 
     single = len(inputs) == 1 and Path(inputs[0]).is_file()
     if single and not hints.is_file():
@@ -127,10 +125,10 @@ def _hints_lookup(
             "folder mirroring the inputs: INPUT/a/b.png -> PATH/a/b.json)"
         )
     if single:
-        return lambda item: load_hints(hints)
+        return lambda item: hints
 
-    def lookup(item: InputFile) -> list[Hint] | None:
+    def lookup(item: InputFile) -> Path | None:
         path = hints / item.relative.with_suffix(".json")
-        return load_hints(path) if path.is_file() else None
+        return path if path.is_file() else None
 
     return lookup
