@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from server_helpers import serving
 from torch import nn
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -97,22 +98,14 @@ def server() -> Iterator[Server]:
     tiny = TintedTinyUNet()
     colorizer = Colorizer(tiny, {"arch": "unet", "size": 64}, device="cpu")
     slow = GatedColorizer(colorizer)
-    sock = bind("127.0.0.1", 0)
     app = create_app({"default": colorizer, "slow": slow})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", tiny, slow)
-    finally:
-        slow.gate.set()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serving(
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")), bind("127.0.0.1", 0)
+    ) as url:
+        try:
+            yield Server(url, tiny, slow)
+        finally:
+            slow.gate.set()
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from hint_helpers import TINY_KWARGS, tiny_hint_network
+from server_helpers import serving
 from test_web_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -74,22 +73,11 @@ def server_url() -> Iterator[str]:
     net.load_state_dict(tiny_hint_network().state_dict())
     follower = Colorizer(net, {"arch": "effunet", "size": 64}, device="cpu")
     plain = Colorizer(ConstantAB(), {"arch": "constant", "size": 64}, device="cpu")
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app({"default": follower, "plain": plain}), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    app = create_app({"default": follower, "plain": plain})
+    with serving(
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")), bind("127.0.0.1", 0)
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from server_helpers import serving
 from torch import nn
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
@@ -42,18 +42,8 @@ def running_server(**options: object) -> Iterator[int]:
     colorizer = Colorizer(ConstantAB(), {"arch": "constant", "size": 64}, device="cpu")
     sock = bind("127.0.0.1", 0)
     server = build_server(create_app(colorizer, opts), opts, log_level="critical")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with serving(server, sock, start_timeout=20, stop_timeout=15):
         yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 def photo_form(noise: bool = False) -> bytes:
