@@ -26,11 +26,11 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -56,6 +56,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Seconds a client is asked to wait after a 503 (a guess: about one photo's work on a CPU).
 RETRY_AFTER_S = 5
 NO_STORE = {"Cache-Control": "no-store"}
+T = TypeVar("T")
 # Largest JSON body of the hint calls: the hints and a few small fields.
 MAX_JSON_BYTES = fields.MAX_HINTS_BYTES + 1024
 
@@ -181,18 +182,20 @@ async def _render(
     key: str, query: dict[str, str], models: ModelSet, queue: WorkQueue, results: ResultStore
 ) -> Response:
     options = fields.render_options(query)
-    kept = _kept(results, key)
-    if not queue.try_reserve():
-        raise _busy(queue)
-    data, media_type = await queue.run(partial(photo.render, models.colorizer(None), kept, options))
+    work = partial(photo.render, models.colorizer(None), options=options)
+    data, media_type = await _on_kept(results, queue, key, work)
     return Response(data, media_type=media_type, headers=NO_STORE)
 
 
-def _kept(results: ResultStore, key: str) -> photo.KeptResult:
+async def _on_kept(results: ResultStore, queue: WorkQueue, key: str, work: Callable[..., T]) -> T:
+    """``work(kept=...)`` on the kept result ``key``, in a queue slot (404 if no longer kept,
+    503 if the queue is full)."""
     kept = results.get(key)
     if kept is None:
         raise ApiError(404, "this result is no longer kept on the server; colorize the photo again")
-    return kept
+    if not queue.try_reserve():
+        raise _busy(queue)
+    return await queue.run(partial(work, kept=kept))
 
 
 async def _hint_preview(
@@ -207,12 +210,8 @@ async def _hint_preview(
     hints = fields.hints_field(body.get("hints"))
     saturation = body.get("saturation")
     options = fields.render_options({"saturation": "" if saturation is None else str(saturation)})
-    kept = _kept(results, key)
-    if not queue.try_reserve():
-        raise _busy(queue)
-    data, media_type, (width, height) = await queue.run(
-        partial(hinting.preview, models, kept, hints, options)
-    )
+    work = partial(hinting.preview, models, hints=hints, options=options)
+    data, media_type, (width, height) = await _on_kept(results, queue, key, work)
     return Response(
         data, media_type=media_type, headers={**NO_STORE, "X-Image-Size": f"{width}x{height}"}
     )
@@ -229,10 +228,8 @@ async def _suggest(
     body = await read_json(request, max_bytes=MAX_JSON_BYTES, timeout_s=opts.body_timeout_s)
     point, count = hinting.point_field(body), hinting.count_field(body)
     hints = fields.hints_field(body.get("hints"))
-    kept = _kept(results, key)
-    if not queue.try_reserve():
-        raise _busy(queue)
-    colours = await queue.run(partial(hinting.suggestions, models, kept, point, hints, count))
+    work = partial(hinting.suggestions, models, point=point, hints=hints, k=count)
+    colours = await _on_kept(results, queue, key, work)
     return JSONResponse({"colors": colours}, headers=NO_STORE)
 
 
