@@ -188,6 +188,7 @@ def test_shipped_name_supplies_hints_and_plain_models_refuse(tmp_path, local_mod
     with pytest.raises(PixcolorError, match="takes no colour hints"):
         model.colorize(_gray(), hints=[(1, 1, (0, 0, 0))])
     assert np.asarray(model.colorize(_gray(), hints=None)).shape == (96, 128, 3)
+    assert 1 <= len(model.suggest_colors(_gray(), 10, 10, k=3)) <= 3  # no hints: its own
     model.config["hints_model"] = "hints"
     monkeypatch.setattr(pixcolor.pipeline, "load_model", lambda name, device: local_model)
     out = model.colorize(_gray(), hints=[(20, 30, (0, 200, 0))])

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_RADIUS",
     "Hint",
     "HintError",
+    "check_inside",
     "hints_to_json",
     "load_hints",
     "parse_hints",
@@ -172,11 +173,16 @@ def hints_to_json(hints: Sequence[Hint]) -> dict[str, Any]:
     }
 
 
-def _check_inside(hints: Sequence[Hint], height: int, width: int, source: str) -> None:
+def check_inside(
+    hints: Sequence[Hint], image_hw: tuple[int, ...], source: str = "hints", what: str = "image"
+) -> None:
+    """Raise :class:`HintError` (naming ``source``) for the first point outside an image of
+    ``image_hw`` (height, width) pixels, which the message calls ``what``."""
+    height, width = image_hw[0], image_hw[1]
     for i, h in enumerate(hints):
         if not (0 <= h.x < width and 0 <= h.y < height):
             raise HintError(
-                f"{source}: point {i + 1} ({h.x:g}, {h.y:g}) is outside the {width}x{height} image"
+                f"{source}: point {i + 1} ({h.x:g}, {h.y:g}) is outside the {width}x{height} {what}"
             )
 
 
@@ -208,7 +214,7 @@ def render_hints(
     """
     height, width = image_hw
     h, w = work_hw
-    _check_inside(hints, height, width, source)
+    check_inside(hints, image_hw, source)
     out = torch.zeros(1, 3, h, w)
     for hint, ab in zip(hints, hint_ab(hints), strict=True):
         x0, x1 = _span(hint.x, hint.radius, width, w)

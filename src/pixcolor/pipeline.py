@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from pixcolor.color import denormalize_ab, normalize_l, rgb_to_lab
 from pixcolor.device import resolve_device
 from pixcolor.errors import PixcolorError
-from pixcolor.hints import Hint, load_hints, parse_hints, render_hints
+from pixcolor.hints import Hint, check_inside, load_hints, parse_hints, render_hints
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, ImageInput, as_uint8_rgb
 from pixcolor.models import hub
 from pixcolor.recolor import recolor_image
@@ -301,15 +301,18 @@ class Colorizer:
         rgb = as_uint8_rgb(image, max_pixels=max_pixels)
         source = _source(hints)
         parsed = _parse(hints, source)
-        render_hints([Hint(x, y, (0, 0, 0))], rgb.shape[:2], (1, 1), "suggest_colors")  # inside?
+        check_inside([Hint(x, y, (0, 0, 0))], rgb.shape[:2], "suggest_colors")
         small = self._small_l(rgb, self.size if size is None else check_size(size))
         model = self.hint_colorizer() if parsed else self
         net = model.model
         if getattr(net, "output_kind", None) != "bins":
             raise PixcolorError(f"suggested colours need an ab-bin model; this is {self.name}")
-        hint_map = self._hint_map(parsed, rgb.shape[:2], small.shape[-2:], source)
+        hint_map = None  # without hints, the model's own distribution (no hint model loaded)
+        if parsed:
+            hint_map = self._hint_map(parsed, rgb.shape[:2], small.shape[-2:], source)
+            hint_map = hint_map.to(model.device)
         x_in = normalize_l(small.to(model.device)).contiguous(memory_format=torch.channels_last)
-        probs = net.member_probs(x_in, hint_map.to(model.device) if parsed else None)[0].cpu()
+        probs = net.member_probs(x_in, hint_map)[0].cpu()
         gy = min(probs.shape[1] - 1, int(y * probs.shape[1] / rgb.shape[0]))
         gx = min(probs.shape[2] - 1, int(x * probs.shape[2] / rgb.shape[1]))
         pixel = rgb[int(y), int(x)]

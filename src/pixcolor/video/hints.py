@@ -38,7 +38,14 @@ import cv2
 import numpy as np
 from torch import Tensor
 
-from pixcolor.hints import Hint, HintError, parse_hints, read_json_file, render_hints
+from pixcolor.hints import (
+    Hint,
+    HintError,
+    check_inside,
+    parse_hints,
+    read_json_file,
+    render_hints,
+)
 from pixcolor.pipeline import Colorizer
 from pixcolor.video.temporal import (
     FB_ABSOLUTE,
@@ -245,24 +252,16 @@ class HintTracker:
         """
         if self.frame == 0:
             for n, points in self.hints.keyframes.items():
-                _check_inside(points, image_hw, f"{self.hints.source}: frame {n}")
+                check_inside(points, image_hw, f"{self.hints.source}: frame {n}", "frame")
         self.points = [] if motion.cut else move_points(self.points, motion, image_hw)
         keyframe = self.hints.keyframes.get(self.frame)
         self.last_keyframe = keyframe is not None
         if keyframe is not None:
-            _check_inside(keyframe, image_hw, f"{self.hints.source}: frame {self.frame}")
+            where = f"{self.hints.source}: frame {self.frame}"
+            check_inside(keyframe, image_hw, where, "frame")
             self.points = list(keyframe)
         self.frame += 1
         return list(self.points)
-
-
-def _check_inside(points: Sequence[Hint], image_hw: tuple[int, int], where: str) -> None:
-    height, width = image_hw
-    for i, p in enumerate(points):
-        if not (0 <= p.x < width and 0 <= p.y < height):
-            raise HintError(
-                f"{where}: point {i + 1} ({p.x:g}, {p.y:g}) is outside the {width}x{height} frame"
-            )
 
 
 def predict_with_hints(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixcolor.errors import PixcolorError
-from pixcolor.hints import Hint, HintError
+from pixcolor.hints import Hint, HintError, check_inside
 from pixcolor.web.errors import ApiError
 from pixcolor.web.fields import RenderOptions
 
@@ -64,15 +64,13 @@ def scale_hints(
         ApiError: 400 for a point outside the photo.
     """
     (width, height), (w, h) = photo_size, copy_size
+    try:
+        check_inside(hints, (height, width), "hints", "photo")
+    except HintError as exc:
+        raise ApiError(400, str(exc)) from None
     sx, sy = w / width, h / height
     scaled = []
-    for i, hint in enumerate(hints):
-        if not (0 <= hint.x < width and 0 <= hint.y < height):
-            raise ApiError(
-                400,
-                f"hints: point {i + 1} ({hint.x:g}, {hint.y:g}) is outside the "
-                f"{width}x{height} photo",
-            )
+    for hint in hints:
         radius = max(0, round(((2 * hint.radius + 1) * min(sx, sy) - 1) / 2))
         x, y = min(w - 1.0, hint.x * sx), min(h - 1.0, hint.y * sy)
         scaled.append(Hint(x, y, hint.rgb, min(radius, hint.radius)))
