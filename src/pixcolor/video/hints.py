@@ -42,6 +42,7 @@ from pixcolor.hints import (
     Hint,
     HintError,
     check_inside,
+    hints_to_json,
     parse_hints,
     read_json_file,
     render_hints,
@@ -143,21 +144,8 @@ def load_video_hints(path: str | Path) -> VideoHints:
 
 def video_hints_to_json(hints: VideoHints) -> dict:
     """The JSON dict of ``hints`` (the file format of the module doc)."""
-
-    def num(v: float) -> float | int:
-        return int(v) if float(v).is_integer() else v
-
     return {
-        "frames": [
-            {
-                "frame": n,
-                "points": [
-                    {"x": num(h.x), "y": num(h.y), "rgb": list(h.rgb), "radius": h.radius}
-                    for h in points
-                ],
-            }
-            for n, points in hints.keyframes.items()
-        ]
+        "frames": [{"frame": n, **hints_to_json(points)} for n, points in hints.keyframes.items()]
     }
 
 
