@@ -50,11 +50,7 @@ class BinLogits(nn.Module):
         self.generator = generator
 
     def forward(self, L: Tensor, hints: Tensor | None = None) -> Tensor:
-        return (
-            self.generator.forward_logits(L, hints)
-            if hints is not None
-            else (self.generator.forward_logits(L))
-        )
+        return self.generator.forward_logits(L, hints)
 
 
 def no_sync(*modules: nn.Module | None) -> ExitStack:
