@@ -130,3 +130,45 @@ def test_make_temp_dir_is_recognised(tmp_path: Path) -> None:
     folder = atomic.make_temp_dir(tmp_path / "ckpt" / "last")
     assert folder.is_dir() and atomic.is_temp_name(folder.name)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755 & ~umask()
+
+
+def test_atomic_output_publishes_a_folder_whole_and_replaces_one(tmp_path: Path) -> None:
+    target = tmp_path / "reel"
+    with atomic.atomic_output(target, folder=True) as tmp:
+        assert tmp.is_dir() and atomic.is_temp_name(tmp.name) and not target.exists()
+        (tmp / "a.png").write_bytes(b"a")
+    assert [p.name for p in target.iterdir()] == ["a.png"]
+    with atomic.atomic_output(target, folder=True) as tmp:  # replaces a non-empty folder
+        (tmp / "b.png").write_bytes(b"b")
+    assert [p.name for p in target.iterdir()] == ["b.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["reel"]  # the old one is gone too
+
+
+def test_atomic_output_failure_removes_the_temp_and_keeps_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "reel"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep me")
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_output(target, folder=True) as tmp:
+        (tmp / "a.png").write_bytes(b"a")
+        raise KeyboardInterrupt
+    full = atomic.atomic_output(tmp_path / "clip.mp4")
+    with pytest.raises(PixcolorError, match="No space left"), full:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    refused = atomic.atomic_output(target, overwrite=False, folder=True)
+    with pytest.raises(OutputExistsError), refused:
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["reel"]
+    assert [p.name for p in target.iterdir()] == ["mine.txt"]
+
+
+def test_atomic_output_no_overwrite_refuses_a_folder_that_appears_meanwhile(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "reel"
+    output = atomic.atomic_output(target, overwrite=False, folder=True)
+    with pytest.raises(OutputExistsError), output as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+        target.mkdir()
+        (target / "old.png").write_bytes(b"old")  # another run publishes it meanwhile
+    assert [p.name for p in tmp_path.iterdir()] == ["reel"]
+    assert [p.name for p in target.iterdir()] == ["old.png"]

@@ -226,4 +226,4 @@ def test_sigterm_mid_clip_leaves_no_partial_output(tmp_path):
     child = [sys.executable, "-c", SIGTERM_VIDEO_CHILD, str(tmp_path / "reel"), str(out)]
     done = subprocess.run(child, capture_output=True, text=True, timeout=120)
     assert done.returncode == 130, done.stderr
-    assert list(out.iterdir()) == []  # neither reel/ nor its .partial folder
+    assert list(out.iterdir()) == []  # neither reel/ nor its temp folder

@@ -1,14 +1,12 @@
 """The web page in a real headless Chromium, against the real server (uvicorn) and a tiny model.
 
-Needs the system Chromium at /usr/bin/chromium and the ``playwright`` package (only its driver:
-never ``playwright install``); ``.ci/browser_deps.sh`` installs both. Screenshots go to
-``$PIXCOLOR_SCREENSHOT_DIR`` (default: the test's tmp_path).
+Needs Chromium and playwright (tests/browser_helpers.py); skipped without them. Screenshots go
+to ``$PIXCOLOR_SCREENSHOT_DIR`` (default: the test's tmp_path).
 """
 
 from __future__ import annotations
 
 import io
-import os
 import threading
 import time
 import zipfile
@@ -18,31 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from browser_helpers import require_playwright
 from PIL import Image
 from server_helpers import serving
 from torch import nn
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Seconds to wait for the page to finish a photo (tiny model, CPU: well under one).
 COLORIZE_TIMEOUT_MS = 60_000
 
-if not CHROMIUM.is_file():
-    pytest.skip(f"{CHROMIUM} not found (run .ci/browser_deps.sh)", allow_module_level=True)
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (run .ci/browser_deps.sh)"
-)
+sync_api = require_playwright()
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra is not installed")
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 
@@ -117,23 +101,6 @@ def gate(server: Server) -> Iterator[GatedColorizer]:
         yield server.slow
     finally:
         server.slow.gate.set()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def screenshot_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("PIXCOLOR_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,6 @@ import torch
 from hint_helpers import TINY_KWARGS, tiny_hint_network
 from server_helpers import serving
 from test_web_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     COLORIZE_TIMEOUT_MS,
     DESKTOP,
     PHONE,
@@ -78,23 +75,6 @@ def server_url() -> Iterator[str]:
         uvicorn.Server(uvicorn.Config(app, log_level="warning")), bind("127.0.0.1", 0)
     ) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def screenshot_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("PIXCOLOR_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")

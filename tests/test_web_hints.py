@@ -234,3 +234,20 @@ def test_the_page_has_the_hint_tools(client: TestClient) -> None:
         assert element in page
     for name in ("hints.js", "hint-preview.js"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_the_server_loads_each_hint_model_once_and_shares_it(tmp_path) -> None:
+    from pixcolor.checkpoint import save_model
+    from pixcolor.models import create_generator
+    from pixcolor.web import load_models
+
+    unet = {"base_channels": 8, "num_downs": 5}
+    for name in ("a", "b"):  # two models that name the shipped hint model, like default and fast
+        extra = {"size": 64, "hints_model": "hints"}
+        save_model(create_generator("unet", **unet), tmp_path / name, "unet", unet, extra=extra)
+    lines: list[str] = []
+    names = [str(tmp_path / "a"), str(tmp_path / "b"), "hints"]
+    models = load_models(names, device="cpu", log=lines.append)
+    a, b, hints = (models.colorizer(name) for name in ("a", "b", "hints"))
+    assert a.hint_colorizer() is b.hint_colorizer() is hints
+    assert sum(line.endswith(" hints ...") for line in lines) == 1, lines

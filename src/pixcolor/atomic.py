@@ -6,11 +6,14 @@ a hidden temp file in the target's folder, named ``.<target name>.pixcolor-<8 he
 left), created with mode 0644 (less the umask, as ``open`` would), fsynced, renamed over the
 target (or linked beside it without replacing an existing file), and the folder is fsynced so
 that the rename survives a power cut. On any failure the temp file is removed and the target is
-unchanged.
+unchanged. A whole folder (a clip's frames) is published the same way by
+:func:`atomic_output` with ``folder=True``.
 
 Example:
     >>> atomic_write_bytes(Path("run/config.json"), b"{}")
     PosixPath('run/config.json')
+    >>> with atomic_output(Path("out/reel"), folder=True) as tmp:
+    ...     (tmp / "frame_00000.png").write_bytes(png)  # a failure here leaves no out/reel
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pixcolor.errors import OutputExistsError, PixcolorError
@@ -116,42 +120,48 @@ def move_no_clobber(tmp: Path, path: Path) -> None:
     os.unlink(tmp)
 
 
-def atomic_write(
-    path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = True
-) -> Path:
-    """Write a file atomically through ``write(tmp)``, which fills the temp path given.
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike, *, overwrite: bool = True, folder: bool = False
+) -> Iterator[Path]:
+    """Give a temp path beside ``path`` to fill; publish it there on success, else remove it.
+
+    On a normal exit of the ``with`` block the temp file (or every file in the temp folder) is
+    fsynced, then moved to ``path``; if the block raises, the temp is removed and ``path`` is
+    unchanged.
 
     Args:
         path: the target; missing parent folders are created.
-        write: writes the whole content to the path it is given (an existing empty file,
-            which it may open with ``"wb"`` or replace in place, as ``safetensors`` does).
-        overwrite: replace an existing target; otherwise an existing target (even one that
-            another process publishes meanwhile) raises :class:`OutputExistsError`.
+        overwrite: replace an existing target (a folder is renamed aside, then removed);
+            otherwise an existing target (even one that another process publishes
+            meanwhile) raises :class:`OutputExistsError`.
+        folder: give an empty temp folder (published whole) instead of an empty temp file.
 
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+    Yields:
+        The temp path, which exists: an empty file (which may be opened with ``"wb"`` or
+        replaced in place, as ``safetensors`` does) or an empty folder.
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is off.
         PixcolorError: the write failed (disk full, no permission), in one line; the target
-            is unchanged and no temp file is left. Other exceptions of ``write`` propagate,
-            after the same cleanup.
+            is unchanged and no temp is left. Other exceptions of the block propagate, after
+            the same cleanup.
     """
     path = Path(path)
     if not overwrite and path.exists():
         raise OutputExistsError(path)
+    if folder:
+        tmp = make_temp_dir(path)
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _create_temp_file(path)
+        except OSError as exc:
+            raise write_error(path, exc) from exc
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _create_temp_file(path)
-    except OSError as exc:
-        raise write_error(path, exc) from exc
-    try:
-        write(tmp)
-        fsync_file(tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            move_no_clobber(tmp, path)
+        yield tmp
+        _fsync_tree(tmp)
+        _publish(tmp, path, overwrite)
     except FileExistsError:
         _remove_quietly(tmp)
         raise OutputExistsError(path) from None
@@ -162,7 +172,22 @@ def atomic_write(
         _remove_quietly(tmp)
         raise
     fsync_dir(path.parent)
-    return path
+
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = True
+) -> Path:
+    """Write a file atomically through ``write(tmp)``, which fills the temp path given.
+
+    The same as ``with atomic_output(path, overwrite=overwrite) as tmp: write(tmp)``; see
+    :func:`atomic_output` for the arguments and errors.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
@@ -193,7 +218,40 @@ def remove_stale_temps(folder: Path, *, older_than: float = STALE_AFTER_S) -> li
     return sorted(removed)
 
 
+def _fsync_tree(path: Path) -> None:
+    """Flush the file ``path``, or every file under the folder ``path`` and the folders."""
+    if not path.is_dir():
+        fsync_file(path)
+        return
+    for folder, _, names in os.walk(path):
+        for name in names:
+            fsync_file(Path(folder, name))
+        fsync_dir(Path(folder))
+
+
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` to ``path`` (see :func:`atomic_output`)."""
+    if not overwrite:
+        move_no_clobber(tmp, path)
+    elif (path.is_dir() and not path.is_symlink()) or (tmp.is_dir() and os.path.lexists(path)):
+        # rename() replaces only a file by a file, or a folder by an empty folder: the old
+        # target goes aside first and is put back if the second rename fails.
+        aside = temp_name(path)
+        os.rename(path, aside)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            os.rename(aside, path)
+            raise
+        _remove_quietly(aside)
+    else:
+        os.replace(tmp, path)
+
+
 def _remove_quietly(path: Path) -> None:
-    """Delete ``path`` if it still exists."""
+    """Delete the file or folder ``path`` if it still exists."""
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)

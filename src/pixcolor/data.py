@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from pixcolor.atomic import atomic_output, atomic_write_bytes
 from pixcolor.datasets.split import Source, resolve_files
 from pixcolor.errors import ImageReadError, PixcolorError
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, read_image
@@ -138,10 +139,10 @@ def prepare_cache(
     """Decode every image of ``source`` once into a memory-mappable uint8 cache.
 
     Writes ``out_dir/images.npy`` (``(N, size, size, 3)`` uint8, bicubic resize like the
-    ``val`` transform; written to a temporary name, then renamed) and ``out_dir/cache.json``
-    (size, count, the source file list, the cached files, skipped files with reasons, format
-    version). Unreadable files are warned about and skipped. Re-running with the same file
-    list and size does nothing.
+    ``val`` transform) and ``out_dir/cache.json`` (size, count, the source file list, the
+    cached files, skipped files with reasons, format version), each atomically
+    (:mod:`pixcolor.atomic`). Unreadable files are warned about and skipped. Re-running with
+    the same file list and size does nothing.
 
     Args:
         source: Folder, ``.txt`` list, or sequence of image paths.
@@ -154,6 +155,10 @@ def prepare_cache(
 
     Returns:
         ``out_dir`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PixcolorError: ``source`` is a cache, missing or empty, none of its images can be
+            read, or the cache cannot be written (the earlier images file is then kept).
     """
     if is_cache(source):
         raise PixcolorError(f"{source} is already a prepared cache")
@@ -164,9 +169,10 @@ def prepare_cache(
         return out
     out.mkdir(parents=True, exist_ok=True)
     (out / CACHE_META).unlink(missing_ok=True)  # any old cache is stale from here on
-    kept, skipped = _decode_into(out / CACHE_IMAGES, files, size, max_pixels, num_workers, progress)
-    if not kept:
-        raise PixcolorError(f"{source}: none of the {len(files)} images could be read")
+    with atomic_output(out / CACHE_IMAGES) as tmp:  # raising here keeps the old images file
+        kept, skipped = _decode_into(tmp, files, size, max_pixels, num_workers, progress)
+        if not kept:
+            raise PixcolorError(f"{source}: none of the {len(files)} images could be read")
     meta = {
         "format_version": CACHE_FORMAT_VERSION,
         "size": size,
@@ -175,9 +181,7 @@ def prepare_cache(
         "sources": sources,
         "skipped": skipped,
     }
-    meta_tmp = out / f".{CACHE_META}.{os.getpid()}.tmp"
-    meta_tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(meta_tmp, out / CACHE_META)
+    atomic_write_bytes(out / CACHE_META, json.dumps(meta, indent=1).encode("utf-8"))
     return out
 
 
@@ -193,33 +197,27 @@ def _cache_is_current(out: Path, size: int, sources: list[str]) -> bool:
 
 
 def _decode_into(
-    images_path: Path,
+    npy_path: Path,
     files: list[Path],
     size: int,
     max_pixels: int | None,
     num_workers: int | None,
     progress: bool,
 ) -> tuple[list[str], list[dict[str, str]]]:
-    """Decode ``files`` into ``images_path`` (through a temp name); return (kept, skipped)."""
-    tmp = images_path.with_name(f".{CACHE_IMAGES}.{os.getpid()}.tmp")
+    """Decode ``files`` into a new ``.npy`` file at ``npy_path``; return (kept, skipped)."""
     # Rows of skipped files stay unused (zero) at the end; ``count`` says how many are valid.
-    images = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(files), size, size, 3))
+    images = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (len(files), size, size, 3))
     kept: list[str] = []
     skipped: list[dict[str, str]] = []
-    try:
-        for path, (array, reason) in _decode(files, size, max_pixels, num_workers, progress):
-            if array is None:
-                _warn_unreadable(path, reason)
-                skipped.append({"path": str(path), "reason": reason})
-            else:
-                images[len(kept)] = array
-                kept.append(str(path.absolute()))
-        images.flush()
-        del images
-        if kept:
-            os.replace(tmp, images_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    for path, (array, reason) in _decode(files, size, max_pixels, num_workers, progress):
+        if array is None:
+            _warn_unreadable(path, reason)
+            skipped.append({"path": str(path), "reason": reason})
+        else:
+            images[len(kept)] = array
+            kept.append(str(path.absolute()))
+    images.flush()
+    del images  # unmap before the file is fsynced and renamed
     return kept, skipped
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from pixcolor.atomic import atomic_write_bytes
 from pixcolor.commands.video import VIDEO_EXTRA
 from pixcolor.errors import PixcolorError
 
@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     print(compare(results[OVERALL]["scores"]))
     if args.json is not None:
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        tmp.write_text(json.dumps(results, indent=1, allow_nan=True) + "\n")
-        os.replace(tmp, args.json)
+        text = json.dumps(results, indent=1, allow_nan=True) + "\n"
+        atomic_write_bytes(args.json, text.encode("utf-8"))
     return 0

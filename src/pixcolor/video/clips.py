@@ -2,9 +2,9 @@
 
 A video file ``name.ext`` gives ``OUT/name.mp4``; a frame folder ``name/`` gives ``OUT/name/``
 with each frame saved as PNG under its own name. Each output is written under a hidden
-temporary name and renamed into place only once complete, so an interrupted run (Ctrl-C, a
-crash, a full disk) leaves no partial output behind; outputs that exist are kept unless
-``overwrite``, and an input is never replaced.
+temporary name and renamed into place only once complete (:func:`pixcolor.atomic.atomic_output`),
+so an interrupted run (Ctrl-C, a crash, a full disk) leaves no partial output behind; outputs
+that exist are kept unless ``overwrite``, and an input is never replaced.
 
 Colour hints (:mod:`pixcolor.video.hints`): ``--hints FILE`` for one clip, or ``--hints
 FOLDER`` holding ``<clip name>.json`` per clip (the video file's stem or the frame folder's
@@ -13,10 +13,6 @@ name; a clip without one gets none). A bad hints file fails its clip only, befor
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pixcolor.atomic import atomic_output
 from pixcolor.errors import PixcolorError
 from pixcolor.pipeline import Colorizer
 from pixcolor.png import write_png
@@ -117,12 +114,11 @@ def colorize_clip(
             consistent=settings.consistent, saturation=settings.saturation, hints=hints,
         )  # fmt: skip
 
-    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.partial")
-    try:
-        if src.is_dir():
+    folder = src.is_dir()
+    with atomic_output(dst, overwrite=settings.overwrite, folder=folder) as tmp:
+        if folder:
             paths = list_frames(src)
             with _bar(src, len(paths)) as bar:
-                tmp.mkdir()
                 for path, rgb in zip(paths, process(read_frames(paths)), strict=True):
                     with open(tmp / f"{path.stem}.png", "wb") as fp:
                         write_png(rgb, fp)
@@ -130,41 +126,12 @@ def colorize_clip(
         else:
             with _bar(src, probe_video(src).frames) as bar:
                 transcode_video(src, tmp, process, on_frame=bar.update)
-        _move_into_place(tmp, dst, settings.overwrite)
-    finally:
-        _remove(tmp)
     return dst
 
 
 def _bar(src: Path, total: int | None) -> tqdm:
     """A progress bar over one clip's frames: frames per second and time left."""
     return tqdm(total=total, desc=src.name, unit="frame", disable=None, leave=False)
-
-
-def _move_into_place(tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` to ``dst``; an existing ``dst`` is replaced only if asked."""
-    if dst.exists() or dst.is_symlink():
-        if not overwrite:
-            raise OutputExistsError(f"{dst}: appeared while colorizing; kept it (--overwrite)")
-        old = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.old")
-        os.rename(dst, old)
-        try:
-            os.rename(tmp, dst)
-        except OSError:
-            os.rename(old, dst)
-            raise
-        _remove(old)
-    else:
-        os.rename(tmp, dst)
-
-
-def _remove(path: Path) -> None:
-    """Delete a temporary file or folder if it is there."""
-    with contextlib.suppress(OSError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
 
 
 def run_clips(

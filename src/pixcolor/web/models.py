@@ -13,6 +13,8 @@ from pixcolor.errors import PixcolorError
 from pixcolor.web.errors import ApiError
 
 if TYPE_CHECKING:
+    import torch
+
     from pixcolor.pipeline import Colorizer
     from pixcolor.sr import Upscaler
 
@@ -92,27 +94,41 @@ def load_models(
 ) -> ModelSet:
     """Load colorizers by name or path with the shared loader, and warm each one up.
 
+    A hint model that several colorizers name in their config's ``hints_model`` (the shipped
+    ``default`` and ``fast`` both name ``hints``) is loaded once and shared by all of them,
+    and by the colorizer of that name if the server offers it too.
+
     Args:
         names: shipped model names or model folders; the first becomes the default.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks the best available.
-        log: where to say what is loading (a line per model).
+        log: where to say what is loading (a line per model loaded).
 
     Raises:
         PixcolorError: an unknown model or device, or unreadable weights (one line).
     """
     from pixcolor import load_model
 
+    loaded: dict[str, Colorizer] = {}  # every model loaded so far, by the name it was loaded by
+
+    def load(name: str, device: str | torch.device | None, what: str) -> Colorizer:
+        if name not in loaded:
+            log(f"loading {what} {name} ...")
+            loaded[name] = load_model(name, device=device)
+            warm_up(loaded[name])
+        return loaded[name]
+
     colorizers: dict[str, Colorizer] = {}
     for name in names:
-        log(f"loading model {name} ...")
-        colorizer = load_model(name, device=device)
-        warm_up(colorizer)
-        if colorizer.config.get("hints_model") and not colorizer.takes_hints:
-            log(f"loading its hint model {colorizer.config['hints_model']} ...")
+        colorizer = load(name, device, "model")
+        hints_name = colorizer.config.get("hints_model")
+        if hints_name and not colorizer.takes_hints:
             try:
-                warm_up(colorizer.hint_colorizer())
+                hint_colorizer = load(str(hints_name), colorizer.device, "its hint model")
             except PixcolorError as exc:  # hints then fail with this message, photos still work
                 log(f"colour hints will not work: {exc}")
+            else:
+                # What Colorizer.hint_colorizer() would load for itself, already loaded.
+                colorizer._hint_colorizer = hint_colorizer
         colorizers[_display_name(name)] = colorizer
     return ModelSet(colorizers)
 
