@@ -28,6 +28,7 @@ from pixcolor.hints import (
 )
 from pixcolor.models.effunet import EffUNet
 from pixcolor.models.hint_layers import HintPropagation, widen_for_hints
+from pixcolor.working_size import working_shape
 
 GOOD = {
     "points": [
@@ -307,3 +308,21 @@ def test_hints_may_be_a_file_path_and_its_errors_name_it(local_model, tmp_path):
     path.write_text(json.dumps({"points": [{"x": 500, "y": 30, "rgb": [0, 200, 0]}]}))
     with pytest.raises(HintError, match=r"photo\.json: point 1 \(500, 30\) is outside"):
         local_model.colorize(_gray(), hints=str(path))
+
+
+def test_hinted_photos_run_at_the_hint_models_working_size(tmp_path, monkeypatch):
+    plain = save_model(EffUNet(head="bins", decoder_channels=(8,) * 5), tmp_path / "plain",
+                       "effunet", {"head": "bins", "decoder_channels": [8] * 5},
+                       extra={"size": 64, "hints_model": "hints"})  # fmt: skip
+    model = pixcolor.load_model(plain, device="cpu")
+    hinter = pixcolor.load_model(save_tiny_hint_model(tmp_path / "h", size=128), device="cpu")
+    monkeypatch.setattr(pixcolor.pipeline, "load_model", lambda name, device: hinter)
+    seen, predict = [], hinter.predict_ab
+    monkeypatch.setattr(
+        hinter, "predict_ab", lambda L, **kw: seen.append(tuple(L.shape[-2:])) or predict(L, **kw)
+    )
+    hints = [(20, 30, (0, 200, 0))]
+    model.colorize(_gray(), hints=hints)  # the hint model's size 128, not the plain 64
+    model.colorize(_gray(), hints=hints, size=64)  # a size given is used for both
+    expected = [working_shape(96, 128, size, hinter.stride) for size in (128, 64)]
+    assert seen == expected and expected[0] != expected[1]

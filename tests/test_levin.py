@@ -8,7 +8,7 @@ from skimage.color import rgb2lab
 
 from pixcolor.color import gray_uint8
 from pixcolor.hints import Hint, HintError, render_hints
-from pixcolor.levin import levin_ab, levin_colorize, levin_shape
+from pixcolor.levin import agreed_cast, levin_ab, levin_colorize, levin_shape, spread_residuals
 
 # Two flat regions split by a luminance edge: a dark red left half and a light blue right half.
 RED = (150, 40, 40)
@@ -111,3 +111,33 @@ def test_mismatched_hint_map_is_refused():
 def test_one_pixel_image():
     out = levin_colorize(np.full((1, 1, 3), 120, np.uint8), [(0, 0, (200, 50, 50))])
     assert out.shape == (1, 1, 3) and out[0, 0, 0] > out[0, 0, 2]
+
+
+def _two_hint_map(first: tuple[int, int, int], second: tuple[int, int, int]) -> np.ndarray:
+    """Hints at the two ends of a flat 32x64 photo, none near its middle column."""
+    hints = [Hint(4, 16, first, 0), Hint(59, 16, second, 0)]
+    return render_hints(hints, (32, 64), (32, 64))[0].numpy()
+
+
+def test_agreed_cast_moves_the_whole_photo_only_when_hints_agree():
+    ab = np.zeros((2, 32, 64), np.float32)
+    mask = np.zeros((32, 64), bool)
+    mask[16, 4] = True
+    correction = np.full((2, 32, 64), 30.0, np.float32)
+    assert agreed_cast(correction, mask).tolist() == [0.0, 0.0]  # one hint: never global
+    agree = _two_hint_map((200, 60, 50), (200, 60, 50))
+    both = agree[2] > 0
+    cast = agreed_cast(agree[:2] * 110 - ab, both)
+    assert np.allclose(cast, agree[:2, 16, 4] * 110, atol=1e-4)  # both say the same: all of it
+    opposed = _two_hint_map((200, 60, 50), (40, 160, 170))  # red and cyan cancel out
+    assert np.abs(agreed_cast(opposed[:2] * 110 - ab, opposed[2] > 0)).max() == 0.0
+
+
+def test_spread_residuals_carry_an_agreed_cast_beyond_the_fading():
+    L = np.full((32, 64), 50.0)
+    ab = np.zeros((2, 32, 64), np.float32)
+    agree = _two_hint_map((200, 60, 50), (200, 60, 50))
+    far = spread_residuals(ab, L, agree, reach=0.05)[:, 16, 32]  # fading alone leaves ~0 here
+    assert np.allclose(far, agree[:2, 16, 4] * 110, atol=0.5)
+    opposed = _two_hint_map((200, 60, 50), (40, 160, 170))
+    assert np.abs(spread_residuals(ab, L, opposed, reach=0.05)[:, 16, 32]).max() < 0.5

@@ -48,6 +48,7 @@ __all__ = [
     "parse_hints",
     "pool_hints",
     "random_hint_maps",
+    "read_hints",
     "read_json_file",
     "render_hints",
     "simulate_hints",
@@ -158,6 +159,16 @@ def load_hints(path: str | Path) -> list[Hint]:
             naming the file.
     """
     return parse_hints(read_json_file(path), str(path))
+
+
+def read_hints(hints: Mapping[str, Any] | Sequence[Any] | str | Path | None) -> list[Hint]:
+    """Checked hints from the ``{"points": [...]}`` dict, a list of ``(x, y, (r, g, b))``
+    tuples or :class:`Hint`\\ s, the path of a hints JSON file, or ``None`` (no hints).
+
+    Raises:
+        HintError: a malformed hint or file, in one line naming the file (or "hints").
+    """
+    return load_hints(hints) if isinstance(hints, (str, Path)) else parse_hints(hints)
 
 
 def hints_to_json(hints: Sequence[Hint]) -> dict[str, Any]:

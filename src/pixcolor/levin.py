@@ -40,6 +40,7 @@ from pixcolor.recolor import recolor_image
 __all__ = [
     "HINT_REACH",
     "LEVIN_SIZE",
+    "agreed_cast",
     "levin_ab",
     "levin_colorize",
     "levin_shape",
@@ -201,9 +202,11 @@ def spread_residuals(
 ) -> np.ndarray:
     """Make a model's ab meet the hints exactly, spreading each correction along luminance.
 
-    The correction at each hinted pixel (hint minus model) is propagated by :func:`levin_ab`
-    with a fading of ``1 / (reach * long side)^2`` and added to ``ab``: hinted pixels take
-    their hint's colour, nearby pixels of similar lightness follow, edges stop it.
+    First the part of the corrections (hint minus model) that the hints agree on moves the
+    whole photo (:func:`agreed_cast`: none for a single hint). What is left at each hinted
+    pixel is propagated by :func:`levin_ab` with a fading of ``1 / (reach * long side)^2`` and
+    added: hinted pixels take their hint's colour, nearby pixels of similar lightness follow,
+    edges stop it.
 
     Args:
         ab: ``(2, h, w)`` the model's a and b in Lab units.
@@ -215,7 +218,7 @@ def spread_residuals(
             sparse solve grows faster than the pixel count, and the correction is smooth.
 
     Returns:
-        ``(2, h, w)`` float32 ab in Lab units; ``ab`` itself where nothing is hinted.
+        ``(2, h, w)`` float32 ab in Lab units; ``ab`` itself when nothing is hinted.
     """
     hm = np.asarray(hint_map.cpu() if isinstance(hint_map, torch.Tensor) else hint_map)
     hm = hm[0] if hm.ndim == 4 else hm
@@ -223,6 +226,7 @@ def spread_residuals(
     mask = hm[2] > 0
     if not mask.any():
         return ab
+    ab = ab + agreed_cast(hm[:2] * AB_SCALE - ab, mask)[:, None, None]
     residual = np.zeros_like(hm, dtype=np.float32)
     residual[:2] = np.where(mask, hm[:2] - ab / AB_SCALE, 0.0)
     residual[2] = mask
@@ -237,3 +241,37 @@ def spread_residuals(
     up = F.interpolate(torch.from_numpy(spread)[None], size=(h, w), mode="bilinear")[0].numpy()
     out = ab + up
     return np.where(mask, hm[:2] * AB_SCALE, out).astype(np.float32)
+
+
+def agreed_cast(correction: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The shift of the whole photo's ab that the hints agree on: their shrunk mean correction.
+
+    Each hint (a connected hinted patch) gives its mean correction ``c_i`` (hint minus model).
+    Their mean ``m`` over ``n`` hints is shrunk by the positive-part James-Stein factor
+    ``max(0, 1 - s^2 / (n |m|^2))``, ``s^2`` the hints' spread around ``m``: hints that agree
+    (the model's colours are all too warm, or all too pale) move the whole photo, hints that
+    disagree (a red coat and green grass) move nothing, and a single hint never does.
+
+    Args:
+        correction: ``(2, h, w)`` hint minus model ab, Lab units (read only where ``mask``).
+        mask: ``(h, w)`` bool, the hinted pixels.
+
+    Returns:
+        ``(2,)`` float32 ab shift in Lab units (zeros with fewer than two hints).
+
+    Example:
+        >>> mask = np.zeros((8, 8), bool); mask[1, 1] = mask[6, 6] = True
+        >>> agreed_cast(np.full((2, 8, 8), 10.0), mask).tolist()   # two hints, same correction
+        [10.0, 10.0]
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
+    if n < 2:
+        return np.zeros(2, np.float32)
+    index = np.arange(1, n + 1)
+    per_hint = np.stack([np.asarray(ndimage.mean(c, labels, index)) for c in correction], 1)
+    mean = per_hint.mean(0)
+    spread = ((per_hint - mean) ** 2).sum() / (n - 1)
+    weight = max(0.0, 1.0 - spread / (n * max(float((mean**2).sum()), 1e-12)))
+    return (mean * weight).astype(np.float32)

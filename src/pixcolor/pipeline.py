@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from pixcolor.color import denormalize_ab, normalize_l, rgb_to_lab
 from pixcolor.device import resolve_device
 from pixcolor.errors import PixcolorError
-from pixcolor.hints import Hint, check_inside, load_hints, parse_hints, render_hints
+from pixcolor.hints import Hint, check_inside, read_hints, render_hints
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, ImageInput, as_uint8_rgb
 from pixcolor.models import hub
 from pixcolor.recolor import recolor_image
@@ -122,8 +122,6 @@ class Colorizer:
         """Raise PixcolorError unless the model has dropout, which ``stochastic=True`` turns on
         (without it every run gives the same colours)."""
         if not any(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in self.model.modules()):
-            from pixcolor.errors import PixcolorError
-
             raise PixcolorError(
                 f"--stochastic (stochastic=True) needs a model with dropout; this {self.name} "
                 "model has none, so every run would give the same colours"
@@ -167,8 +165,8 @@ class Colorizer:
         Args:
             image: a path, PIL image, uint8 array ``(H, W[, C])`` or tensor ``(C, H, W)``
                 (uint8, or float in [0, 1]). Colour inputs are colorized from their luminance.
-            size: working size, in [32, 2048] (default: the model's, usually 224 or 256; see
-                :mod:`pixcolor.working_size`).
+            size: working size, in [32, 2048] (default: the model's, usually 224 or 256, and
+                with hints the hint model's; see :mod:`pixcolor.working_size`).
             stochastic: keep dropout on, pix2pix style (different colours per call); only for
                 models with dropout (the shipped ones have none: PixcolorError).
             saturation: colour strength, a factor on the predicted ab in [0, 2]: 1 is the
@@ -211,14 +209,16 @@ class Colorizer:
             ImageReadError: an unreadable image, or one of zero size or over ``max_pixels``.
             HintError: a malformed hint or a point outside its image.
         """
-        size = self.size if size is None else check_size(size)
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"{len(hints)} hint entries for {len(images)} images")
         entries = [None] * len(images) if hints is None else list(hints)
-        sources = [_source(h) for h in entries]
-        parsed = [_parse(h, src) for h, src in zip(entries, sources, strict=True)]
+        sources = [str(h) if isinstance(h, (str, Path)) else "hints" for h in entries]
+        parsed = [read_hints(h) for h in entries]
         arrays: list[np.ndarray | None] = [as_uint8_rgb(im, max_pixels=max_pixels) for im in images]
-        smalls = [self._small_l(a, size) for a in arrays]
+        smalls = [
+            self._small_l(a, self._work_size(size, bool(p)))
+            for a, p in zip(arrays, parsed, strict=True)
+        ]
         maps = [
             self._hint_map(p, a.shape[:2], s.shape[-2:], src) if p else None
             for p, a, s, src in zip(parsed, arrays, smalls, sources, strict=True)
@@ -286,7 +286,7 @@ class Colorizer:
             image: as for :meth:`colorize`; ``x``, ``y``: input pixels, origin top-left.
             k: how many colours (1-64).
             hints: hints already placed (then the hint model's distribution is used).
-            size: working size (default: the model's).
+            size: working size (default: the model's; with hints, the hint model's).
 
         Returns:
             ``k`` ``(r, g, b)`` tuples of ints 0-255 (fewer if the distribution has fewer peaks).
@@ -299,10 +299,10 @@ class Colorizer:
         if not 1 <= k <= 64:
             raise ValueError(f"k must be in [1, 64], got {k}")
         rgb = as_uint8_rgb(image, max_pixels=max_pixels)
-        source = _source(hints)
-        parsed = _parse(hints, source)
+        source = str(hints) if isinstance(hints, (str, Path)) else "hints"
+        parsed = read_hints(hints)
         check_inside([Hint(x, y, (0, 0, 0))], rgb.shape[:2], "suggest_colors")
-        small = self._small_l(rgb, self.size if size is None else check_size(size))
+        small = self._small_l(rgb, self._work_size(size, bool(parsed)))
         model = self.hint_colorizer() if parsed else self
         net = model.model
         if getattr(net, "output_kind", None) != "bins":
@@ -324,6 +324,12 @@ class Colorizer:
         """The ``(1, 3, h, w)`` hint map; checks the hint model exists before any work."""
         self.hint_colorizer()
         return render_hints(hints, (image_hw[0], image_hw[1]), (work_hw[0], work_hw[1]), source)
+
+    def _work_size(self, size: int | None, hinted: bool) -> int:
+        """``size`` checked, or by default the hint model's working size with hints, else ours."""
+        if size is not None:
+            return check_size(size)
+        return self.hint_colorizer().size if hinted else self.size
 
     def _small_l(self, rgb: np.ndarray, size: int) -> Tensor:
         """L at working size ``(1, 1, h, w)``, from an antialiased bicubic RGB resize."""
@@ -351,16 +357,6 @@ class Colorizer:
         """
         ab = ab_small.detach().float().cpu().numpy()
         return recolor_image(rgb, ab, saturation=saturation, threads=torch.get_num_threads())
-
-
-def _source(hints: HintsLike) -> str:
-    """What hint errors name: the hints file, or "hints"."""
-    return str(hints) if isinstance(hints, (str, Path)) else "hints"
-
-
-def _parse(hints: HintsLike, source: str) -> list[Hint]:
-    """Checked hints from any :data:`HintsLike` (a path is read as a hints JSON file)."""
-    return load_hints(hints) if isinstance(hints, (str, Path)) else parse_hints(hints, source)
 
 
 @lru_cache(maxsize=2)
