@@ -209,6 +209,7 @@ class Colorizer:
             ImageReadError: an unreadable image, or one of zero size or over ``max_pixels``.
             HintError: a malformed hint or a point outside its image.
         """
+        size = None if size is None else check_size(size)
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"{len(hints)} hint entries for {len(images)} images")
         entries = [None] * len(images) if hints is None else list(hints)
@@ -238,9 +239,7 @@ class Colorizer:
         outputs = []
         for i, ab in enumerate(ab_small):
             rgb, arrays[i] = arrays[i], None  # drop each input once used (huge photos)
-            out = self.compose(rgb, ab, saturation=saturation)
-            del rgb
-            outputs.append(Image.fromarray(out))
+            outputs.append(Image.fromarray(self.compose(rgb, ab, saturation=saturation)))
         return outputs
 
     def predict_hinted_ab(self, L: Tensor, hint_maps: Tensor, stochastic: bool = False) -> Tensor:
