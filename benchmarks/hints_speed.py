@@ -72,7 +72,7 @@ def main() -> None:
     ]  # fmt: skip
     print(f"model {args.model} (hints: {hinted.config.get('arch')} "
           f"{'itself' if hinted is model else model.config.get('hints_model')}), "
-          f"working size {hinted.size}, CPU threads {__import__('torch').get_num_threads()}")  # fmt: skip
+          f"working size {model.size} without hints, {hinted.size} with, CPU threads {__import__('torch').get_num_threads()}")  # fmt: skip
     results = {}
     for name, fn in rows:
         repeat = args.repeat if "preview" in name else max(1, args.repeat // 2)
