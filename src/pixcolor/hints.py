@@ -161,14 +161,19 @@ def load_hints(path: str | Path) -> list[Hint]:
     return parse_hints(read_json_file(path), str(path))
 
 
-def read_hints(hints: Mapping[str, Any] | Sequence[Any] | str | Path | None) -> list[Hint]:
+def read_hints(
+    hints: Mapping[str, Any] | Sequence[Any] | str | Path | None,
+) -> tuple[list[Hint], str]:
     """Checked hints from the ``{"points": [...]}`` dict, a list of ``(x, y, (r, g, b))``
-    tuples or :class:`Hint`\\ s, the path of a hints JSON file, or ``None`` (no hints).
+    tuples or :class:`Hint`\\ s, the path of a hints JSON file, or ``None`` (no hints); and
+    what later errors about them name: the file, or ``"hints"``.
 
     Raises:
         HintError: a malformed hint or file, in one line naming the file (or "hints").
     """
-    return load_hints(hints) if isinstance(hints, (str, Path)) else parse_hints(hints)
+    if isinstance(hints, (str, Path)):
+        return load_hints(hints), str(hints)
+    return parse_hints(hints), "hints"
 
 
 def hints_to_json(hints: Sequence[Hint]) -> dict[str, Any]:

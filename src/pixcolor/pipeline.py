@@ -213,16 +213,15 @@ class Colorizer:
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"{len(hints)} hint entries for {len(images)} images")
         entries = [None] * len(images) if hints is None else list(hints)
-        sources = [str(h) if isinstance(h, (str, Path)) else "hints" for h in entries]
-        parsed = [read_hints(h) for h in entries]
+        parsed = [read_hints(h) for h in entries]  # (hints, the name their errors use)
         arrays: list[np.ndarray | None] = [as_uint8_rgb(im, max_pixels=max_pixels) for im in images]
         smalls = [
             self._small_l(a, self._work_size(size, bool(p)))
-            for a, p in zip(arrays, parsed, strict=True)
+            for a, (p, _) in zip(arrays, parsed, strict=True)
         ]
         maps = [
             self._hint_map(p, a.shape[:2], s.shape[-2:], src) if p else None
-            for p, a, s, src in zip(parsed, arrays, smalls, sources, strict=True)
+            for (p, src), a, s in zip(parsed, arrays, smalls, strict=True)
         ]
         ab_small: list[Tensor | None] = [None] * len(arrays)
         groups: dict[tuple[int, int, bool], list[int]] = {}
@@ -298,8 +297,7 @@ class Colorizer:
         if not 1 <= k <= 64:
             raise ValueError(f"k must be in [1, 64], got {k}")
         rgb = as_uint8_rgb(image, max_pixels=max_pixels)
-        source = str(hints) if isinstance(hints, (str, Path)) else "hints"
-        parsed = read_hints(hints)
+        parsed, source = read_hints(hints)
         check_inside([Hint(x, y, (0, 0, 0))], rgb.shape[:2], "suggest_colors")
         small = self._small_l(rgb, self._work_size(size, bool(parsed)))
         model = self.hint_colorizer() if parsed else self
