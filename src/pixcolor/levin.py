@@ -226,9 +226,11 @@ def spread_residuals(
     mask = hm[2] > 0
     if not mask.any():
         return ab
-    ab = ab + agreed_cast(hm[:2] * AB_SCALE - ab, mask)[:, None, None]
+    correction = hm[:2] * AB_SCALE - ab  # hint minus model, Lab units (read where hinted)
+    cast = agreed_cast(correction, mask)[:, None, None]
+    ab = ab + cast
     residual = np.zeros_like(hm, dtype=np.float32)
-    residual[:2] = np.where(mask, hm[:2] - ab / AB_SCALE, 0.0)
+    residual[:2] = np.where(mask, (correction - cast) / AB_SCALE, 0.0)
     residual[2] = mask
     h, w = L.shape
     sh, sw = levin_shape(h, w, max_side)
