@@ -88,6 +88,18 @@ def test_release_folder_cast_gain_is_stored_and_checked(tmp_path: Path, capsys) 
     assert "--cast-gain must be in [0, 2]" in capsys.readouterr().err
 
 
+def test_release_folder_names_its_hints_model(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "release"
+    assert main(["export", "fast", "-o", str(out), "--hints-model", "hints"]) == 0
+    assert json.loads((out / "config.json").read_text())["hints_model"] == "hints"
+    assert load_model(out, device="cpu").hint_colorizer().takes_hints
+    for bad, why in (("fast", "takes no colour hints"), ("../hints", "no shipped colorizer")):
+        assert main(["export", "fast", "-o", str(tmp_path / "x"), "--hints-model", bad]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
 def test_fp16_release_keeps_buffers_in_fp32(tmp_path: Path) -> None:
     from safetensors import safe_open
 

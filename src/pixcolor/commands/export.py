@@ -48,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--note", default=None, help="free text stored in config.json")
     p.add_argument(
+        "--hints-model",
+        default=None,
+        metavar="NAME",
+        help="the shipped model that takes over when colour hints are given (config.json "
+        "hints_model), e.g. hints",
+    )
+    p.add_argument(
         "--onnx",
         action="store_true",
         help="write an ONNX file (-o FILE.onnx) with dynamic batch and size; needs pixcolor[onnx]",
@@ -84,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         extra["size"] = check_size(args.size, "--size")
     if args.note:
         extra["note"] = args.note
+    if args.hints_model is not None:
+        extra["hints_model"] = _hints_model(args.hints_model)
     save_model(
         model,
         args.out,
@@ -95,6 +104,18 @@ def run(args: argparse.Namespace) -> int:
     size_mb = (args.out / "model.safetensors").stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB): {json.dumps({'arch': config['arch'], **kwargs})}")
     return 0
+
+
+def _hints_model(name: str) -> str:
+    """``name`` if it is a shipped colorizer that takes hints, else PixcolorError."""
+    from pixcolor.errors import PixcolorError
+    from pixcolor.models.hub import read_config, resolve, shipped
+
+    if name not in shipped():
+        raise PixcolorError(f"--hints-model {name!r}: no shipped colorizer of that name")
+    if not read_config(resolve(name))[1]["kwargs"].get("hints"):
+        raise PixcolorError(f"--hints-model {name!r}: that model takes no colour hints")
+    return name
 
 
 def _ensemble(
@@ -124,8 +145,10 @@ def _run_onnx(args: argparse.Namespace) -> int:
         raise PixcolorError("--onnx takes one model: join an ensemble into a folder first")
     args.checkpoint = args.checkpoint[0]
 
-    if args.fp16 or args.note:
-        raise PixcolorError("--fp16 and --note apply to release folders, not to --onnx")
+    if args.fp16 or args.note or args.hints_model:
+        raise PixcolorError(
+            "--fp16, --note and --hints-model apply to release folders, not to --onnx"
+        )
     if args.out.suffix != ".onnx":
         raise PixcolorError(f"{args.out}: with --onnx, -o names the .onnx file to write")
     result = export_onnx(
