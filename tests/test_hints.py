@@ -197,6 +197,18 @@ def test_shipped_name_supplies_hints_and_plain_models_refuse(tmp_path, local_mod
         _gray(), hints=[(20, 30, (0, 200, 0))])))  # fmt: skip
 
 
+def test_a_shared_hint_model_is_used_and_must_take_hints(tmp_path, local_model, monkeypatch):
+    plain = save_model(EffUNet(head="bins", decoder_channels=(8,) * 5), tmp_path / "plain",
+                       "effunet", {"head": "bins", "decoder_channels": [8] * 5},
+                       extra={"size": 64, "hints_model": "hints"})  # fmt: skip
+    model = pixcolor.load_model(plain, device="cpu")
+    with pytest.raises(PixcolorError, match="takes no colour hints"):
+        model.share_hint_colorizer(pixcolor.load_model(plain, device="cpu"))
+    model.share_hint_colorizer(local_model)
+    monkeypatch.setattr(pixcolor.pipeline, "load_model", lambda *a, **k: pytest.fail("loaded"))
+    assert model.hint_colorizer() is local_model
+
+
 def test_batches_mix_hinted_and_plain_images(local_model):
     gray = _gray()
     outs = local_model.colorize_batch([gray, gray], hints=[None, [(20, 30, (0, 200, 0))]])

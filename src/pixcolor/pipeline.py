@@ -44,8 +44,7 @@ def available_models() -> list[str]:
 
 
 def network_stride(generator: nn.Module) -> int:
-    """Input height and width of a colorizer must be multiples of this: its ``stride``
-    attribute, or ``2 ** num_downs`` for the U-Nets (256 for the seed's 8 downsamplings)."""
+    """A colorizer's input sides are multiples of this: ``stride``, or U-Nets' ``2 ** num_downs``."""
     return int(getattr(generator, "stride", 2 ** getattr(generator, "num_downs", 8)))
 
 
@@ -112,6 +111,12 @@ class Colorizer:
                 )
             self._hint_colorizer = load_model(name, device=self.device)
         return self._hint_colorizer
+
+    def share_hint_colorizer(self, colorizer: Colorizer) -> None:
+        """Use ``colorizer`` (loaded, taking hints) as the model :meth:`hint_colorizer` loads."""
+        if not colorizer.takes_hints:
+            raise PixcolorError(f"this {colorizer.name} model takes no colour hints")
+        self._hint_colorizer = colorizer
 
     @property
     def name(self) -> str:
@@ -358,12 +363,9 @@ class Colorizer:
 
 @lru_cache(maxsize=2)
 def shipped_model(name: str = DEFAULT_MODEL) -> Colorizer:
-    """The shipped colorizer ``name`` on the best device, loaded once per process.
-
-    :func:`colorize` uses it, so that calling it on many images loads the model once; the
-    cache holds at most two models (``shipped_model.cache_clear()`` frees them). Load your own
-    with :func:`load_model` to choose the device or to keep the memory under your control.
-    """
+    """The shipped colorizer ``name`` on the best device, loaded once per process (at most two
+    kept; ``shipped_model.cache_clear()`` frees them). :func:`colorize` uses it; load your own
+    with :func:`load_model` to choose the device or to keep the memory under your control."""
     return load_model(name)
 
 

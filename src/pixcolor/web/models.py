@@ -127,8 +127,7 @@ def load_models(
             except PixcolorError as exc:  # hints then fail with this message, photos still work
                 log(f"colour hints will not work: {exc}")
             else:
-                # What Colorizer.hint_colorizer() would load for itself, already loaded.
-                colorizer._hint_colorizer = hint_colorizer
+                colorizer.share_hint_colorizer(hint_colorizer)
         colorizers[_display_name(name)] = colorizer
     return ModelSet(colorizers)
 
