@@ -306,6 +306,22 @@ def test_evaluate_corpus(corpus, tiny_model, tmp_path, capsys, unreadable, no_hu
     assert metrics["meta"]["failed"] == len(corpus.invalid)
 
 
+def test_evaluate_models_of_one_name_get_rows_of_their_own(tiny_model, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56, 3), np.uint8)).save(
+        photos / "a.png"
+    )
+    twin = tmp_path / "other" / tiny_model.name  # another model folder of the same name
+    shutil.copytree(tiny_model, twin)
+    args = ["evaluate", str(photos), "--model", str(tiny_model), "--compare", str(twin),
+            str(twin), "--device", "cpu", "-o", str(tmp_path / "report")]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "report" / "metrics.json").read_text())["summary"]["all"]
+    assert {tiny_model.name, str(twin), f"{twin} (2)"} <= set(summary)
+    capsys.readouterr()
+
+
 def test_datasets_skip_bad_files(corpus, tmp_path, unreadable, no_huge_decode):
     ds = ColorizationDataset(corpus.root, size=32)
     with warnings.catch_warnings(record=True) as caught:

@@ -7,6 +7,7 @@ the classical propagation of Levin et al. 2004 (:mod:`pixcolor.evaluate_hints`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 # The default of a bare --hints, the issue's list (pixcolor.evaluate_hints.DEFAULT_COUNTS;
@@ -56,6 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _label(path: str | None, taken: Mapping[str, object]) -> str:
+    """A model's name in the tables: its folder's name, else the path as given, else numbered
+    (``--model runs/default --compare default`` must not merge two models into one row)."""
+    name = "pixcolor" if path is None else (Path(path).name or str(path))
+    if name in taken and path is not None:
+        name = str(path)
+    label, n = name, 2
+    while label in taken:
+        label, n = f"{name} ({n})", n + 1
+    return label
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print tables, write metrics.json, distributions.png and report.html
     (with ``--hints`` also hints.csv and hints.png)."""
@@ -76,10 +89,9 @@ def run(args: argparse.Namespace) -> int:
     files = files[: args.limit] if args.limit else files
     if not files:
         raise PixcolorError("no photos to evaluate")
-    main_name = "pixcolor" if args.model is None else Path(str(args.model)).name
-    models = {main_name: load_model(args.model, device=args.device)}
-    for path in args.compare:
-        models[Path(path).name or str(path)] = load_model(path, device=args.device)
+    models = {}
+    for path in [args.model, *args.compare]:
+        models[_label(path, models)] = load_model(path, device=args.device)
     plan = None
     if args.hints is not None:
         from pixcolor.evaluate_hints import HintPlan
