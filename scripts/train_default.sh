@@ -17,8 +17,8 @@
 # Each member: stage 1 on 128 px crops of 160 px images (`--preset default`: a 14-epoch
 # schedule, learning rate constant for 7 epochs then decaying; its epoch 10 is kept), then
 # stage 2, a new run started from that epoch with `--init-from`, on 224 px crops of 240 px
-# images, the learning rate decaying over 6 epochs; its epoch 4 is trained on; then one epoch over
-# all the training photos (224 px crops, learning rate 5e-5) gives the member. The shipped
+# images, the learning rate decaying over 6 epochs; from its epoch 4, one epoch over all the
+# training photos (224 px crops, learning rate 5e-5) gives the member. The shipped
 # members continued stage 1's optimiser state into stage 2 (a resume), which this script's
 # fresh stage 2 approximates. Figures: MODEL_CARD.md.
 set -euo pipefail
@@ -92,7 +92,8 @@ $PIX export "${CKPTS[@]}" -o runs/release/default --fp16 --size 224 --temperatur
 first=${CKPTS[0]}
 # shellcheck disable=SC2046
 $PIX train $(resume_flag runs/fast_dist) --preset default --init-from "$first" \
-  --teacher runs/release/default --data cache/all240 --load-size 240 --size 224 --crop-min-scale 0.5 --limit 1600 \
+  --teacher runs/release/default --data cache/all240 --load-size 240 --size 224 \
+  --crop-min-scale 0.5 --limit 1600 \
   --val splits/holdout/val.txt --val-limit 48 --out runs/fast_dist --epochs 2 --decay-epochs 2 \
   --lr-g 6.7e-5 --num-workers 0 --seed 200
 $PIX export runs/fast_dist/checkpoints/$(epoch 2) -o runs/release/fast --fp16 --size 224 \
