@@ -87,7 +87,7 @@ def test_frame_folder_in_and_out(tmp_path, model):
         out = np.asarray(Image.open(tmp_path / "out" / "reel" / f"shot_{i}.png"))
         assert out.shape == src.shape
         assert np.abs(lightness(out) - lightness(src)).max() < 1.5  # luminance kept
-        assert np.abs(lab_of(out)[1:]).mean() > 1  # and colour added
+        assert np.abs(lab_of(out)[1:]).mean() > 0.5  # and colour added (gray: under 0.01)
 
 
 def test_per_frame_path_is_the_photo_pipeline(model):
