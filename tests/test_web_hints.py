@@ -251,3 +251,18 @@ def test_the_server_loads_each_hint_model_once_and_shares_it(tmp_path) -> None:
     a, b, hints = (models.colorizer(name) for name in ("a", "b", "hints"))
     assert a.hint_colorizer() is b.hint_colorizer() is hints
     assert sum(line.endswith(" hints ...") for line in lines) == 1, lines
+
+
+def test_the_server_keeps_two_model_folders_of_one_name_apart(tmp_path) -> None:
+    from pixcolor.checkpoint import save_model
+    from pixcolor.models import create_generator
+    from pixcolor.web import load_models
+
+    unet = {"base_channels": 8, "num_downs": 5}
+    for folder in ("x", "y"):
+        save_model(create_generator("unet", **unet), tmp_path / folder / "best", "unet", unet,
+                   extra={"size": 64})  # fmt: skip
+    x, y = str(tmp_path / "x" / "best"), str(tmp_path / "y" / "best")
+    models = load_models([x, y, x], device="cpu", log=lambda line: None)
+    assert list(models.colorizers) == ["best", y]  # the repeated x is loaded once
+    assert models.colorizer("best") is not models.colorizer(y)

@@ -7,7 +7,6 @@ the classical propagation of Levin et al. 2004 (:mod:`pixcolor.evaluate_hints`).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from pathlib import Path
 
 # The default of a bare --hints, the issue's list (pixcolor.evaluate_hints.DEFAULT_COUNTS;
@@ -57,18 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _label(path: str | None, taken: Mapping[str, object]) -> str:
-    """A model's name in the tables: its folder's name, else the path as given, else numbered
-    (``--model runs/default --compare default`` must not merge two models into one row)."""
-    name = "pixcolor" if path is None else (Path(path).name or str(path))
-    if name in taken and path is not None:
-        name = str(path)
-    label, n = name, 2
-    while label in taken:
-        label, n = f"{name} ({n})", n + 1
-    return label
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print tables, write metrics.json, distributions.png and report.html
     (with ``--hints`` also hints.csv and hints.png)."""
@@ -77,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from pixcolor.errors import PixcolorError
     from pixcolor.evaluate import default_output_dir, evaluate, format_table, summarize
     from pixcolor.files import collect_inputs
+    from pixcolor.models.hub import display_name
     from pixcolor.pipeline import load_model
     from pixcolor.report import plot_distributions, write_html, write_metrics_json
     from pixcolor.working_size import check_size
@@ -89,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
     files = files[: args.limit] if args.limit else files
     if not files:
         raise PixcolorError("no photos to evaluate")
-    models = {}
+    models = {}  # names unique: --model runs/x/default --compare default gives two rows
     for path in [args.model, *args.compare]:
-        models[_label(path, models)] = load_model(path, device=args.device)
+        name = display_name("pixcolor" if path is None else path, models)
+        models[name] = load_model(path, device=args.device)
     plan = None
     if args.hints is not None:
         from pixcolor.evaluate_hints import HintPlan

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +33,15 @@ from pixcolor.errors import CheckpointError, ConfigError, PixcolorError
 from pixcolor.models import create_generator, create_srcnn
 from pixcolor.models.model_config import check_gain, validate
 
-__all__ = ["WEIGHTS_DIR", "load_network", "load_weights", "read_config", "resolve", "shipped"]
+__all__ = [
+    "WEIGHTS_DIR",
+    "display_name",
+    "load_network",
+    "load_weights",
+    "read_config",
+    "resolve",
+    "shipped",
+]
 
 Kind = Literal["colorizer", "upscaler"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # shipped: one folder a model
@@ -56,6 +65,18 @@ def shipped(kind: Kind = "colorizer") -> list[str]:
         for p in WEIGHTS_DIR.iterdir()
         if (p / MODEL_FILE).is_file() and p.name.startswith(UPSCALER_PREFIX) == (kind == "upscaler")
     )
+
+
+def display_name(name_or_path: str | Path, taken: Collection[str] = ()) -> str:
+    """A model's name in tables and menus, unique among ``taken``: a shipped name as it is, a
+    folder or file by its last part (``runs/a/best`` -> ``best``); if that is taken, the path as
+    given; if that is too, numbered (``best (2)``)."""
+    parts = [p for p in str(name_or_path).replace("\\", "/").split("/") if p]
+    name = parts[-1] if parts and parts[-1] not in taken else str(name_or_path)
+    label, n = name, 2
+    while label in taken:
+        label, n = f"{name} ({n})", n + 1
+    return label
 
 
 def resolve(name_or_path: str | Path | None, kind: Kind = "colorizer", *, scale: int = 2) -> Path:

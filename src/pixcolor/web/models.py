@@ -117,8 +117,10 @@ def load_models(
             warm_up(loaded[name])
         return loaded[name]
 
+    from pixcolor.models.hub import display_name
+
     colorizers: dict[str, Colorizer] = {}
-    for name in names:
+    for name in dict.fromkeys(names):  # each name once; folders of one name get unique labels
         colorizer = load(name, device, "model")
         hints_name = colorizer.config.get("hints_model")
         if hints_name and not colorizer.takes_hints:
@@ -128,7 +130,7 @@ def load_models(
                 log(f"colour hints will not work: {exc}")
             else:
                 colorizer.share_hint_colorizer(hint_colorizer)
-        colorizers[_display_name(name)] = colorizer
+        colorizers[display_name(name, colorizers)] = colorizer
     return ModelSet(colorizers)
 
 
@@ -136,9 +138,3 @@ def warm_up(colorizer: Colorizer) -> None:
     """Colorize a small gray square once, so the first real photo is as fast as later ones."""
     gray = np.full((WARM_UP_SIDE, WARM_UP_SIDE), 128, dtype=np.uint8)
     colorizer.colorize(gray)
-
-
-def _display_name(name: str) -> str:
-    """A shipped name as it is; a folder or file by its last part (``runs/a/best`` -> ``best``)."""
-    parts = [p for p in str(name).replace("\\", "/").split("/") if p]
-    return parts[-1] if parts else str(name)
