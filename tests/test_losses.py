@@ -10,7 +10,7 @@ from torch import nn
 
 from pixcolor import metrics
 from pixcolor.color import lab_normalized_to_rgb
-from pixcolor.losses import GANLoss, colour_spread_rgb, spread_loss
+from pixcolor.losses import GANLoss, cast_loss, colour_spread_rgb, spread_loss
 from pixcolor.models.blocks import init_weights
 
 LOGITS = [0.0, 2.0, -1.0, 0.5]
@@ -121,3 +121,17 @@ def test_spread_loss_is_zero_at_the_truth_and_two_sided() -> None:
         if scale < 1:
             assert (moved > colour_spread_rgb(lab_normalized_to_rgb(L, ab * scale))).all()
         assert torch.allclose(moved, truth, atol=0.5 * before)
+
+
+def test_cast_loss_is_the_distance_between_mean_colours() -> None:
+    _, ab = _lab_batch()
+    assert float(cast_loss(ab, ab)) < 1e-5
+    shift = torch.tensor([0.3, -0.4]).view(1, 2, 1, 1)  # a cast 0.5 away, the variation kept
+    assert abs(float(cast_loss(ab + shift, ab)) - 0.5) < 1e-5
+    swirl = ab.flip(-1)  # the same colours elsewhere: same mean, so no cast error
+    assert float(cast_loss(swirl, ab)) < 1e-5
+    pred = torch.zeros_like(ab).requires_grad_(True)  # gray: the loss pulls every pixel alike
+    cast_loss(pred, ab).backward()
+    grad = pred.grad.flatten(2)
+    assert torch.allclose(grad, grad[..., :1].expand_as(grad))
+    assert float(grad.abs().sum()) > 0

@@ -91,6 +91,15 @@ def test_spread_term_adds_to_the_generator_loss(tmp_path):
     assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
 
 
+def test_cast_term_adds_to_the_generator_loss(tmp_path):
+    trainer = Trainer(_tiny(tmp_path, gan_mode="none", lambda_cast=2.0))
+    batch = torch.stack([trainer.train_set[i]["rgb"] for i in range(2)])
+    losses = trainer.train_step(*trainer._prepare(batch, 0, 0), gan=False)
+    expected = 100.0 * losses["loss_l1"] + 2.0 * losses["loss_cast"]
+    assert float(losses["loss_cast"]) > 0
+    assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
+
+
 def test_teacher_distribution_is_the_bins_target(tmp_path):
     small = {"head": "bins", "decoder_channels": [16, 16, 16, 8, 8]}
     torch.manual_seed(1)
@@ -306,6 +315,7 @@ def test_config_round_trip(tmp_path):
         ({"precision": "fp8"}, "must be one of"),
         ({"lr_g": 2.0}, "learning rates"),
         ({"lambda_spread": -1.0}, "lambda_spread must be >= 0"),
+        ({"lambda_cast": -1.0}, "lambda_cast must be >= 0"),
     ],
 )
 def test_config_validation(bad, message):

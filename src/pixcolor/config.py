@@ -88,6 +88,9 @@ class TrainConfig:
     lambda_spread: float = option(
         0.0, "weight of |colour spread(output) - spread(truth)| per image"
     )
+    lambda_cast: float = option(
+        0.0, "weight of the distance between each output's mean ab and its truth's"
+    )
     teacher: str | None = option(
         None, "distil: a bins colorizer whose mean bin distribution is the target"
     )
@@ -137,6 +140,7 @@ class TrainConfig:
             (self.lambda_l1 >= 0 and self.lambda_gan >= 0, "loss weights must be >= 0"),
             (self.lambda_bins >= 0, "lambda_bins must be >= 0"),
             (self.lambda_spread >= 0, "lambda_spread must be >= 0"),
+            (self.lambda_cast >= 0, "lambda_cast must be >= 0"),
             (0.0 <= self.bins_rebalance <= 1.0, "bins_rebalance must be in [0, 1]"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (

@@ -1,5 +1,6 @@
-"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN) and ``spread_loss``, which
-matches each output's amount of colour to its truth's (the L1 term is ``F.l1_loss``)."""
+"""Training losses: the adversarial ``GANLoss`` (vanilla or LSGAN), ``spread_loss``, which
+matches each output's amount of colour to its truth's, and ``cast_loss``, which matches its mean
+colour (the L1 term is ``F.l1_loss``)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,22 @@ def spread_loss(L_norm: Tensor, pred_ab: Tensor, true_ab: Tensor) -> Tensor:
     with torch.no_grad():
         true = colour_spread_rgb(lab_normalized_to_rgb(L_norm.float(), true_ab.float()))
     return (pred - true).abs().mean()
+
+
+def cast_loss(pred_ab: Tensor, true_ab: Tensor) -> Tensor:
+    """Mean over images of the distance between the prediction's mean ab and the truth's.
+
+    The cast (an image's mean ab) is where most of a colorizer's error lies: a warm tint laid
+    over a neutral scene costs every pixel. The per-pixel L1 and bin terms reach the cast only
+    through many uncertain pixels; this term asks for it directly.
+
+    Args:
+        pred_ab: ``(B, 2, H, W)`` predicted ab_norm (differentiable).
+        true_ab: ``(B, 2, H, W)`` true ab_norm, any ``(H', W')`` (only its mean is used).
+
+    Returns:
+        Scalar loss in ab_norm units (0 when every image's mean ab matches; 0.1 is 11 ab units).
+    """
+    pred = pred_ab.float().mean(dim=(-2, -1))
+    true = true_ab.float().mean(dim=(-2, -1))
+    return torch.sqrt(((pred - true) ** 2).sum(1) + 1e-12).mean()

@@ -26,7 +26,7 @@ from pixcolor.device import resolve_device
 from pixcolor.distributed import DistContext
 from pixcolor.epoch_run import EpochRun, LogWindow, scheduler_order_warning_ignored
 from pixcolor.errors import CheckpointError, PixcolorError
-from pixcolor.losses import GANLoss, spread_loss
+from pixcolor.losses import GANLoss, cast_loss, spread_loss
 from pixcolor.run_folder import RunFolder, Writers
 from pixcolor.train_checkpoint import checkpoint_files, load_checkpoint
 from pixcolor.train_setup import (
@@ -194,7 +194,7 @@ class Trainer(EpochRun):
     def _g_loss(
         self, L: Tensor, fake: Tensor, logits: Tensor | None, ab: Tensor, gan: bool
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """G's loss (lambda_L1 * L1 + GAN + bins + spread terms) and its detached terms."""
+        """G's loss (lambda_L1 * L1 + GAN + bins + spread + cast terms) and its detached terms."""
         cfg = self.config
         terms: dict[str, Tensor] = {}
         loss_l1 = F.l1_loss(fake.float(), ab)
@@ -219,6 +219,9 @@ class Trainer(EpochRun):
             loss_spread = spread_loss(L, fake, ab)
             loss_g = loss_g + cfg.lambda_spread * loss_spread
             terms["loss_spread"] = loss_spread.detach()
+        if cfg.lambda_cast > 0:
+            terms["loss_cast"] = (loss_cast := cast_loss(fake, ab)).detach()
+            loss_g = loss_g + cfg.lambda_cast * loss_cast
         terms["loss_l1"] = loss_l1.detach()
         return loss_g, terms
 
