@@ -82,21 +82,13 @@ def test_tiny_overfit(tmp_path):
     assert end < 0.35 * start, (start, end)
 
 
-def test_spread_term_adds_to_the_generator_loss(tmp_path):
-    trainer = Trainer(_tiny(tmp_path, gan_mode="none", lambda_spread=3.0))
+@pytest.mark.parametrize("term, weight", [("spread", 3.0), ("cast", 2.0)])
+def test_extra_term_adds_to_the_generator_loss(tmp_path, term, weight):
+    trainer = Trainer(_tiny(tmp_path, gan_mode="none", **{f"lambda_{term}": weight}))
     batch = torch.stack([trainer.train_set[i]["rgb"] for i in range(2)])
     losses = trainer.train_step(*trainer._prepare(batch, 0, 0), gan=False)
-    expected = 100.0 * losses["loss_l1"] + 3.0 * losses["loss_spread"]
-    assert float(losses["loss_spread"]) > 0
-    assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
-
-
-def test_cast_term_adds_to_the_generator_loss(tmp_path):
-    trainer = Trainer(_tiny(tmp_path, gan_mode="none", lambda_cast=2.0))
-    batch = torch.stack([trainer.train_set[i]["rgb"] for i in range(2)])
-    losses = trainer.train_step(*trainer._prepare(batch, 0, 0), gan=False)
-    expected = 100.0 * losses["loss_l1"] + 2.0 * losses["loss_cast"]
-    assert float(losses["loss_cast"]) > 0
+    expected = 100.0 * losses["loss_l1"] + weight * losses[f"loss_{term}"]
+    assert float(losses[f"loss_{term}"]) > 0
     assert torch.allclose(losses["loss_g"], expected, rtol=1e-5)
 
 
