@@ -10,8 +10,6 @@ import torch
 from skimage import color as skcolor
 
 from pixcolor.color import (
-    LabToRgb,
-    RgbToLab,
     denormalize_ab,
     denormalize_l,
     float_to_uint8,
@@ -98,7 +96,7 @@ def test_empty_batch() -> None:
     assert rgb_to_lab(torch.rand(0, 3, 4, 4)).shape == (0, 3, 4, 4)
 
 
-@pytest.mark.parametrize("fn", [rgb_to_lab, lab_to_rgb, RgbToLab(), LabToRgb()])
+@pytest.mark.parametrize("fn", [rgb_to_lab, lab_to_rgb])
 def test_type_errors(fn) -> None:
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         fn(np.zeros((3, 2, 2)))
@@ -205,16 +203,6 @@ def test_gradients_finite_at_kinks() -> None:
     lab.requires_grad_()
     lab_to_rgb(lab).sum().backward()
     assert torch.isfinite(lab.grad).all()
-
-
-def test_module_equals_function() -> None:
-    rgb = torch.rand(2, 3, 4, 5)
-    torch.testing.assert_close(RgbToLab()(rgb), rgb_to_lab(rgb), atol=0, rtol=0)
-    lab = rgb_to_lab(rgb) * 1.3
-    torch.testing.assert_close(LabToRgb()(lab), lab_to_rgb(lab), atol=0, rtol=0)
-    unclipped = LabToRgb(clip=False)
-    torch.testing.assert_close(unclipped(lab), lab_to_rgb(lab, clip=False), atol=0, rtol=0)
-    assert "clip=False" in repr(unclipped)
 
 
 def test_normalisation_constants_and_round_trips() -> None:

@@ -2,9 +2,8 @@
 
 Every colour conversion in pixcolor goes through this module: Lab and the model's scaling,
 the gray of a photo's own L, the opponent axes of the colourfulness metric and the spread
-loss, the post-hoc ab gains, and MATLAB's BT.601 YCbCr for SRCNN. (It runs a little over 400
-lines for that reason: one home for the colour maths, not copies beside each user.) The Lab
-maths follows scikit-image's ``skimage.color.rgb2lab`` / ``lab2rgb``
+loss, the post-hoc ab gains, and MATLAB's BT.601 YCbCr for SRCNN: one home for the colour
+maths, not copies beside each user. The Lab maths follows scikit-image's ``skimage.color.rgb2lab`` / ``lab2rgb``
 (``skimage/color/colorconv.py``) constant for constant, so results match it to float32
 precision. All functions take ``(*, 3, H, W)`` tensors on any device and in any float dtype;
 they compute in float32 (float64 stays float64) and return the input dtype.
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 # sRGB transfer function (IEC 61966-2-1), with skimage's thresholds: linear below 0.04045 on the
 # encoded side, below 0.0031308 on the linear side.
@@ -366,38 +365,3 @@ def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """Luma Y of MATLAB ``rgb2ycbcr``: ``(H, W, 3)`` -> ``(H, W)`` float64 in [16, 235]."""
     return _as_unit_float(rgb) @ YCBCR_FROM_RGB[0] + YCBCR_OFFSET[0]
-
-
-class RgbToLab(nn.Module):
-    """Module form of :func:`rgb_to_lab` (for ``nn.Sequential`` and ONNX export).
-
-    Shape:
-        ``(*, 3, H, W)`` sRGB in [0, 1] -> ``(*, 3, H, W)`` Lab.
-    """
-
-    def forward(self, rgb: Tensor) -> Tensor:
-        """Convert ``rgb`` to Lab; see :func:`rgb_to_lab`."""
-        return rgb_to_lab(rgb)
-
-
-class LabToRgb(nn.Module):
-    """Module form of :func:`lab_to_rgb` (for ``nn.Sequential`` and ONNX export).
-
-    Args:
-        clip: Clamp the output to [0, 1].
-
-    Shape:
-        ``(*, 3, H, W)`` Lab -> ``(*, 3, H, W)`` sRGB.
-    """
-
-    def __init__(self, clip: bool = True) -> None:
-        super().__init__()
-        self.clip = clip
-
-    def forward(self, lab: Tensor) -> Tensor:
-        """Convert ``lab`` to sRGB; see :func:`lab_to_rgb`."""
-        return lab_to_rgb(lab, clip=self.clip)
-
-    def extra_repr(self) -> str:
-        """Show ``clip`` in the module's repr."""
-        return f"clip={self.clip}"
