@@ -3,9 +3,9 @@
 Every colour conversion in pixcolor goes through this module: Lab and the model's scaling,
 the gray of a photo's own L, the opponent axes of the colourfulness metric and the spread
 loss, the post-hoc ab gains, and MATLAB's BT.601 YCbCr for SRCNN: one home for the colour
-maths, not copies beside each user. The Lab maths follows scikit-image's ``skimage.color.rgb2lab`` / ``lab2rgb``
-(``skimage/color/colorconv.py``) constant for constant, so results match it to float32
-precision. All functions take ``(*, 3, H, W)`` tensors on any device and in any float dtype;
+maths, not copies beside each user. The Lab maths follows scikit-image's
+``skimage.color.rgb2lab`` / ``lab2rgb`` (``skimage/color/colorconv.py``) constant for
+constant, so results match it to float32 precision. All functions take ``(*, 3, H, W)`` tensors on any device and in any float dtype;
 they compute in float32 (float64 stays float64) and return the input dtype.
 
 Example:
