@@ -5,8 +5,9 @@ the gray of a photo's own L, the opponent axes of the colourfulness metric and t
 loss, the post-hoc ab gains, and MATLAB's BT.601 YCbCr for SRCNN: one home for the colour
 maths, not copies beside each user. The Lab maths follows scikit-image's
 ``skimage.color.rgb2lab`` / ``lab2rgb`` (``skimage/color/colorconv.py``) constant for
-constant, so results match it to float32 precision. All functions take ``(*, 3, H, W)`` tensors on any device and in any float dtype;
-they compute in float32 (float64 stays float64) and return the input dtype.
+constant, so results match it to float32 precision. All functions take ``(*, 3, H, W)``
+tensors on any device and in any float dtype; they compute in float32 (float64 stays float64)
+and return the input dtype.
 
 Example:
     >>> rgb = torch.rand(2, 3, 4, 5)
