@@ -99,7 +99,9 @@ def cast_loss(pred_ab: Tensor, true_ab: Tensor) -> Tensor:
 
     The cast (an image's mean ab) is where most of a colorizer's error lies: a warm tint laid
     over a neutral scene costs every pixel. The per-pixel L1 and bin terms reach the cast only
-    through many uncertain pixels; this term asks for it directly.
+    through many uncertain pixels; this term asks for it directly. On the default's recipe it
+    did not help: the term stayed flat through an epoch and the output landed on the frontier
+    of a post-hoc gain (MODEL_CARD.md, "Training on more photos").
 
     Args:
         pred_ab: ``(B, 2, H, W)`` predicted ab_norm (differentiable).
