@@ -40,7 +40,7 @@ def timed(fn):
 def one_image(model, path: Path, out: Path, fmt: str) -> dict[str, tuple[float, float]]:
     """Run the pipeline's stages on one file and time each."""
     rgb, t_decode = timed(lambda: np.asarray(read_image(path)))
-    small, t_colour = timed(lambda: model._small_l(rgb, model.size))
+    small, t_colour = timed(lambda: model.working_l(rgb, model.size))
     ab, t_model = timed(lambda: model.predict_ab(small)[0])
     result, t_compose = timed(lambda: model.compose(rgb, ab))
     _, t_encode = timed(

@@ -88,6 +88,17 @@ def test_release_folder_cast_gain_is_stored_and_checked(tmp_path: Path, capsys) 
     assert "--cast-gain must be in [0, 2]" in capsys.readouterr().err
 
 
+def test_release_folder_extra_sizes_are_stored_and_checked(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "release"
+    assert main(["export", "default", "-o", str(out), "--extra-sizes", "288", "320"]) == 0
+    assert json.loads((out / "config.json").read_text())["extra_sizes"] == [288, 320]
+    assert load_model(out, device="cpu").extra_sizes == (288, 320)
+    assert main(["export", str(out), "-o", str(tmp_path / "b"), "--extra-sizes"]) == 0  # none
+    assert load_model(tmp_path / "b", device="cpu").extra_sizes == ()
+    assert main(["export", "default", "-o", str(out), "--extra-sizes", "8"]) == 2
+    assert "extra_sizes must be in [32, 2048], got 8" in capsys.readouterr().err
+
+
 def test_release_folder_names_its_hints_model(tmp_path: Path, capsys) -> None:
     out = tmp_path / "release"
     assert main(["export", "fast", "-o", str(out), "--hints-model", "hints"]) == 0
@@ -152,6 +163,7 @@ def test_onnx_colorizer_dynamic_shapes_match_pytorch(tiny_unet: Path, capsys) ->
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["pixcolor.kind"] == "colorizer" and meta["pixcolor.stride"] == "32"
     assert meta["pixcolor.size"] == "64" and json.loads(meta["pixcolor.kwargs"]) == TINY_UNET
+    assert meta["pixcolor.extra_sizes"] == "[]"
     net = load_model(tiny_unet, device="cpu").model.float().eval()
     for shape in [(1, 1, 32, 32), (3, 1, 96, 160)]:  # shapes the export did not see
         x = torch.rand(shape) * 2 - 1
@@ -166,6 +178,8 @@ def test_onnx_colorizer_dynamic_shapes_match_pytorch(tiny_unet: Path, capsys) ->
 def test_onnx_shipped_default_bins_head(tmp_path: Path) -> None:
     """The shipped model (EfficientNet encoder with SAME padding, ab-bin head) exports with
     dynamic sizes and keeps its temperature, chroma gain and cast gain."""
+    import onnx
+
     from pixcolor.models.hub import load_network
     from pixcolor.onnx_export import export_onnx
 
@@ -173,6 +187,8 @@ def test_onnx_shipped_default_bins_head(tmp_path: Path) -> None:
     gains = {"temperature": 1.0, "chroma_gain": 1.2, "cast_gain": 0.9}
     result = export_onnx("default", out, **gains)
     assert result.kind == "colorizer" and result.max_abs_diff < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["pixcolor.extra_sizes"]) == list(load_model(device="cpu").extra_sizes)
     net, _ = load_network("default", **gains)
     assert (net.temperature, net.chroma_gain, net.cast_gain) == (1.0, 1.2, 0.9)
     x = torch.rand(1, 1, 96, 128) * 2 - 1

@@ -8,7 +8,9 @@ pixcolor:
 - colorizer: input ``l_norm`` ``(B, 1, H, W)`` float32, ``L / 50 - 1`` in [-1, 1], H and W
   multiples of ``pixcolor.stride``; output ``ab_norm`` ``(B, 2, H, W)``, ``ab / 110`` in
   [-1, 1]. Resizing L to the working size (``pixcolor.size``), upsampling ab back and joining it
-  with the full-resolution L stay with the caller (see :mod:`pixcolor.pipeline`).
+  with the full-resolution L stay with the caller (see :mod:`pixcolor.pipeline`), and so does
+  averaging in the model's further sizes (``pixcolor.extra_sizes``, a JSON list; see
+  :mod:`pixcolor.multiscale`).
 - SRCNN: input ``y`` ``(B, 1, H, W)``, the bicubic-enlarged BT.601 Y in [0, 1] (any H, W);
   output ``y_sr`` of the same shape, not clipped.
 """
@@ -95,6 +97,7 @@ def _metadata(config: dict[str, Any], kind: str, stride: int, size: int) -> dict
         "pixcolor.kwargs": json.dumps(config.get("kwargs", {}), sort_keys=True),
         "pixcolor.stride": str(stride),
         "pixcolor.size": str(size),
+        "pixcolor.extra_sizes": json.dumps(config.get("extra_sizes", [])),
         "pixcolor.scale": str(config.get("scale", "")),
         "pixcolor.input": contract[0],
         "pixcolor.output": contract[1],

@@ -30,6 +30,7 @@ from pixcolor.errors import PixcolorError
 from pixcolor.hints import Hint, check_inside, read_hints, render_hints
 from pixcolor.imageio import DEFAULT_MAX_PIXELS, ImageInput, as_uint8_rgb
 from pixcolor.models import hub
+from pixcolor.multiscale import average_sizes, extra_sizes
 from pixcolor.recolor import recolor_image
 from pixcolor.working_size import DEFAULT_SIZE, check_size, working_shape
 
@@ -80,10 +81,10 @@ class Colorizer:
         self.device = resolve_device(device)
         self.config = dict(config)
         self.size = check_size(config.get("size", DEFAULT_SIZE), "model config: size")
+        self.extra_sizes = extra_sizes(config)  # averaged in where the size is the model's
         self.stride = network_stride(generator)
-        fmt = (
-            torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
-        )
+        last = self.device.type in ("cpu", "cuda")
+        fmt = torch.channels_last if last else torch.contiguous_format
         self.model = generator.to(self.device, memory_format=fmt).eval()
         self.model.requires_grad_(False)
         self._hint_colorizer: Colorizer | None = None
@@ -124,8 +125,7 @@ class Colorizer:
         return str(self.config.get("arch", "?"))
 
     def check_stochastic(self) -> None:
-        """Raise PixcolorError unless the model has dropout, which ``stochastic=True`` turns on
-        (without it every run gives the same colours)."""
+        """Raise PixcolorError unless the model has dropout (``stochastic=True`` turns it on)."""
         if not any(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in self.model.modules()):
             raise PixcolorError(
                 f"--stochastic (stochastic=True) needs a model with dropout; this {self.name} "
@@ -170,8 +170,8 @@ class Colorizer:
         Args:
             image: a path, PIL image, uint8 array ``(H, W[, C])`` or tensor ``(C, H, W)``
                 (uint8, or float in [0, 1]). Colour inputs are colorized from their luminance.
-            size: working size, in [32, 2048] (default: the model's, usually 224 or 256, and
-                with hints the hint model's; see :mod:`pixcolor.working_size`).
+            size: one working size in [32, 2048] (default: the model's own and its ``extra_sizes``,
+                :mod:`pixcolor.multiscale`; with hints, the hint model's size).
             stochastic: keep dropout on, pix2pix style (different colours per call); only for
                 models with dropout (the shipped ones have none: PixcolorError).
             saturation: colour strength, a factor on the predicted ab in [0, 2]: 1 is the
@@ -221,7 +221,7 @@ class Colorizer:
         parsed = [read_hints(h) for h in entries]  # (hints, the name their errors use)
         arrays: list[np.ndarray | None] = [as_uint8_rgb(im, max_pixels=max_pixels) for im in images]
         smalls = [
-            self._small_l(a, self._work_size(size, bool(p)))
+            self.working_l(a, self._work_size(size, bool(p)))
             for a, (p, _) in zip(arrays, parsed, strict=True)
         ]
         maps = [
@@ -240,6 +240,11 @@ class Colorizer:
                 ab = self.predict_ab(L, stochastic=stochastic)
             for j, i in enumerate(idx):
                 ab_small[i] = ab[j]
+        own = [i for i, m in enumerate(maps) if m is None and size is None and self.extra_sizes]
+        mean = average_sizes(
+            self, [arrays[i] for i in own], [ab_small[i] for i in own], stochastic=stochastic
+        )
+        ab_small = [dict(zip(own, mean, strict=True)).get(i, ab) for i, ab in enumerate(ab_small)]
         outputs = []
         for i, ab in enumerate(ab_small):
             rgb, arrays[i] = arrays[i], None  # drop each input once used (huge photos)
@@ -297,28 +302,23 @@ class Colorizer:
         Raises:
             HintError: the point is outside the image; PixcolorError: not an ab-bin model.
         """
-        from pixcolor.suggest import palette
+        from pixcolor.suggest import palette_at
 
         if not 1 <= k <= 64:
             raise ValueError(f"k must be in [1, 64], got {k}")
         rgb = as_uint8_rgb(image, max_pixels=max_pixels)
         parsed, source = read_hints(hints)
         check_inside([Hint(x, y, (0, 0, 0))], rgb.shape[:2], "suggest_colors")
-        small = self._small_l(rgb, self._work_size(size, bool(parsed)))
+        small = self.working_l(rgb, self._work_size(size, bool(parsed)))
         model = self.hint_colorizer() if parsed else self
-        net = model.model
-        if getattr(net, "output_kind", None) != "bins":
+        if getattr(model.model, "output_kind", None) != "bins":
             raise PixcolorError(f"suggested colours need an ab-bin model; this is {self.name}")
         hint_map = None  # without hints, the model's own distribution (no hint model loaded)
         if parsed:
             hint_map = self._hint_map(parsed, rgb.shape[:2], small.shape[-2:], source)
             hint_map = hint_map.to(model.device)
         x_in = normalize_l(small.to(model.device)).contiguous(memory_format=torch.channels_last)
-        probs = net.member_probs(x_in, hint_map)[0].cpu()
-        gy = min(probs.shape[1] - 1, int(y * probs.shape[1] / rgb.shape[0]))
-        gx = min(probs.shape[2] - 1, int(x * probs.shape[2] / rgb.shape[1]))
-        pixel = rgb[int(y), int(x)]
-        return palette(probs[:, gy, gx], net.bin_centers.float().cpu(), pixel, k)
+        return palette_at(model.model, x_in, hint_map, rgb, x, y, k)
 
     def _hint_map(
         self, hints: list[Hint], image_hw: tuple[int, ...], work_hw: tuple[int, ...], source: str
@@ -333,8 +333,8 @@ class Colorizer:
             return check_size(size)
         return self.hint_colorizer().size if hinted else self.size
 
-    def _small_l(self, rgb: np.ndarray, size: int) -> Tensor:
-        """L at working size ``(1, 1, h, w)``, from an antialiased bicubic RGB resize."""
+    def working_l(self, rgb: np.ndarray, size: int) -> Tensor:
+        """``(1, 1, h, w)`` L, Lab 0..100, of ``rgb (H, W, 3)`` uint8 resized bicubic to ``size``."""
         h, w = working_shape(*rgb.shape[:2], size, self.stride)
         small = np.array(Image.fromarray(rgb).resize((w, h), Image.BICUBIC, reducing_gap=3.0))
         t = torch.from_numpy(small).permute(2, 0, 1).float().div_(255.0)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pixcolor.color import AB_SCALE, lab_to_rgb, rgb_to_lab
 from pixcolor.recolor import recolor_image
 
-__all__ = ["SWATCH_LIGHTNESS", "palette"]
+__all__ = ["SWATCH_LIGHTNESS", "palette", "palette_at"]
 
 SWATCH_LIGHTNESS = (35.0, 85.0)  # CIE L range of the swatches
 
@@ -61,3 +61,21 @@ def palette(
     ab_row = torch.stack(chosen).T[:, None, :].numpy()  # (2, 1, n)
     colours = recolor_image(row, ab_row, threads=1)[0]
     return [tuple(int(v) for v in c) for c in colours]  # type: ignore[misc]
+
+
+def palette_at(
+    net: nn.Module,
+    x_in: Tensor,
+    hint_map: Tensor | None,
+    rgb: np.ndarray,
+    x: float,
+    y: float,
+    k: int,
+) -> list[tuple[int, int, int]]:
+    """:func:`palette` at input pixel ``(x, y)`` of ``rgb (H, W, 3)`` uint8, from the mean bin
+    distribution of ``net`` (an ab-bin EffUNet) on ``x_in (1, 1, h, w)`` L_norm and its hint map
+    ``(1, 3, h, w)`` (or ``None``)."""
+    probs = net.member_probs(x_in, hint_map)[0].cpu()  # (Q, h/4, w/4)
+    gy = min(probs.shape[1] - 1, int(y * probs.shape[1] / rgb.shape[0]))
+    gx = min(probs.shape[2] - 1, int(x * probs.shape[2] / rgb.shape[1]))
+    return palette(probs[:, gy, gx], net.bin_centers.float().cpu(), rgb[int(y), int(x)], k)

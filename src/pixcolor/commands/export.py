@@ -35,6 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="release folder")
     p.add_argument("--fp16", action="store_true", help="store weights as float16")
     p.add_argument("--size", type=int, default=None, help="default working size")
+    p.add_argument(
+        "--extra-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="N",
+        help="further working sizes whose colours are averaged with --size's where the size is "
+        "left to the model (config.json extra_sizes; bare: none)",
+    )
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (bins)")
     p.add_argument(
         "--chroma-gain", type=float, default=None, help="factor on predicted ab (effunet)"
@@ -89,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         from pixcolor.working_size import check_size
 
         extra["size"] = check_size(args.size, "--size")
+    if args.extra_sizes is not None:
+        from pixcolor.multiscale import extra_sizes
+
+        extra["extra_sizes"] = list(extra_sizes({"extra_sizes": args.extra_sizes}))
     if args.note:
         extra["note"] = args.note
     if args.hints_model is not None:

@@ -15,25 +15,19 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
-from pixcolor.color import rgb_to_lab
-from pixcolor.pipeline import Colorizer, working_shape
+from pixcolor.multiscale import average_sizes
+from pixcolor.pipeline import Colorizer
 from pixcolor.video.hints import HintTracker, VideoHints, predict_with_hints
 from pixcolor.video.temporal import MotionEstimator, TemporalFilter, TemporalOptions
 
 
 def working_l(model: Colorizer, rgb: np.ndarray, size: int | None = None) -> Tensor:
-    """L of ``rgb (H, W, 3)`` uint8 at the model's working size, ``(1, 1, h, w)`` Lab 0..100.
-
-    The same antialiased bicubic resize as ``Colorizer.colorize``, so the per-frame path gives
-    exactly the photo pipeline's output.
-    """
-    h, w = working_shape(*rgb.shape[:2], size or model.size, model.stride)
-    small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC, reducing_gap=3.0))
-    t = torch.from_numpy(np.array(small)).permute(2, 0, 1).float().div_(255.0)
-    return rgb_to_lab(t)[None, :1]
+    """L of ``rgb (H, W, 3)`` uint8 at the working size (default: the model's), ``(1, 1, h, w)``
+    Lab 0..100: :meth:`Colorizer.working_l`, so the per-frame path gives the photo pipeline's
+    output exactly."""
+    return model.working_l(rgb, size or model.size)
 
 
 def predictions(
@@ -47,7 +41,10 @@ def predictions(
     """
     for rgb in frames:
         L = working_l(model, rgb, size)
-        yield rgb, L[0, 0].numpy(), model.predict_ab(L)[0]
+        ab = model.predict_ab(L)[0]
+        if size is None:  # the model's own size and its extra sizes (pixcolor.multiscale)
+            ab = average_sizes(model, [rgb], [ab])[0]
+        yield rgb, L[0, 0].numpy(), ab
 
 
 def colorize_frames(
@@ -94,6 +91,8 @@ def colorize_frames(
         motion = motion_of(L[0, 0].numpy())
         points = tracker(motion, rgb.shape[:2])
         ab = predict_with_hints(model, L, points, rgb.shape[:2], hints.source)
+        if not points and size is None:  # as colorize(frame) without hints
+            ab = average_sizes(model, [rgb], [ab])[0]
         if filt is not None:
             if tracker.last_keyframe:
                 filt.reset()

@@ -259,7 +259,9 @@ def predict_with_hints(
     image_hw: tuple[int, int],
     source: str = "hints",
 ) -> Tensor:
-    """The working-size ab ``model.colorize(frame, hints=points)`` composes for one frame.
+    """The working-size ab ``model.colorize(frame, hints=points)`` composes for one frame
+    (without points, the model's prediction at ``L``'s one size: a caller that leaves the size
+    to the model averages in its extra sizes, :func:`pixcolor.multiscale.average_sizes`).
 
     Args:
         model: the colorizer; with points, its :meth:`~Colorizer.hint_colorizer` runs.
