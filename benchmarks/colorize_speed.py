@@ -27,6 +27,7 @@ from PIL import Image
 
 from pixcolor.imageio import read_image
 from pixcolor.imagewrite import save_image_atomic
+from pixcolor.multiscale import average_sizes
 from pixcolor.pipeline import load_model
 
 
@@ -41,7 +42,9 @@ def one_image(model, path: Path, out: Path, fmt: str) -> dict[str, tuple[float, 
     """Run the pipeline's stages on one file and time each."""
     rgb, t_decode = timed(lambda: np.asarray(read_image(path)))
     small, t_colour = timed(lambda: model.working_l(rgb, model.size))
-    ab, t_model = timed(lambda: model.predict_ab(small)[0])
+    ab, t_model = timed(  # at the model's size, averaged with its extra sizes
+        lambda: average_sizes(model, [rgb], [model.predict_ab(small)[0]])[0]
+    )
     result, t_compose = timed(lambda: model.compose(rgb, ab))
     _, t_encode = timed(
         lambda: save_image_atomic(
@@ -79,7 +82,7 @@ def main() -> None:
         total, total_cpu = sum(med.values()), sum(cpu.values())
         print(
             f"model {model.name}, device {model.device}, {torch.get_num_threads()} threads, "
-            f"working size {model.size}, output {args.format}"
+            f"working size {model.size} (extra: {list(model.extra_sizes)}), output {args.format}"
         )
         print(
             f"12 MP (4000x3000) read to written: {total:.2f} s/image, {total_cpu:.2f} CPU-s/image "

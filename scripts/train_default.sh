@@ -83,8 +83,11 @@ $PY "$HERE/sweep_checkpoints.py" runs/ensemble_g1 --images splits/holdout/images
 $PY "$HERE/sweep_checkpoints.py" runs/ensemble_g1 --images splits/holdout/images --temps 0.7 \
   --sizes 224 --gains "${GAIN:-1.46}" --cast-gains 1.0 1.15 1.3 \
   --out runs/ensemble_g1/sweep.jsonl
+# The default also averages its colours at a second working size (352 px), chosen on the same
+# held-out photos at these gains (MODEL_CARD.md, "Two working sizes"); `fast` keeps one size.
 $PIX export "${CKPTS[@]}" -o runs/release/default --fp16 --size 224 --temperature 0.7 \
-  --chroma-gain "${GAIN:-1.46}" --cast-gain "${CAST_GAIN:-1.15}" --hints-model hints
+  --chroma-gain "${GAIN:-1.46}" --cast-gain "${CAST_GAIN:-1.15}" --extra-sizes 352 \
+  --hints-model hints
 
 # `fast`: the first member trained two short epochs (100 steps each, the first 1,600 photos of
 # the shuffled all-photo cache) against the ensemble's mean bin distribution (--teacher), the

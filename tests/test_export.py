@@ -96,7 +96,7 @@ def test_release_folder_extra_sizes_are_stored_and_checked(tmp_path: Path, capsy
     assert main(["export", str(out), "-o", str(tmp_path / "b"), "--extra-sizes"]) == 0  # none
     assert load_model(tmp_path / "b", device="cpu").extra_sizes == ()
     assert main(["export", "default", "-o", str(out), "--extra-sizes", "8"]) == 2
-    assert "extra_sizes must be in [32, 2048], got 8" in capsys.readouterr().err
+    assert "--extra-sizes must be in [32, 2048], got 8" in capsys.readouterr().err
 
 
 def test_release_folder_names_its_hints_model(tmp_path: Path, capsys) -> None:

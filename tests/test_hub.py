@@ -114,6 +114,7 @@ EFFUNET = {
 }  # fmt: skip
 BAD_VALUES = {  # field -> values that must be refused
     "size": [-5, 0, 31, 2049, 40000, "big", 224.0, True, None, [224]],
+    "extra_sizes": [352, [16], [352.0], [True], [32] * 5, "352", None, {"352": 1}],
     "scale": [1, 9, "3", 3.0],
     "epoch": [-1, "14", 1.5],
     "kwargs.members": [0, 17, 100000, "6", 6.0, True],
@@ -163,6 +164,8 @@ def test_config_accepts_every_value_in_range():
         assert validate({**EFFUNET, "kwargs": {"members": members}}, "c")["kwargs"]["members"] > 0
     for size in (32, 2048):
         assert validate({**EFFUNET, "size": size}, "c")["size"] == size
+    sizes = [32, 2048, 352, 352]
+    assert validate({**EFFUNET, "extra_sizes": sizes}, "c")["extra_sizes"] == sizes
     out = validate({**EFFUNET, "note": "kept", "metrics": {"psnr": 1.0}}, "c")
     assert out["note"] == "kept" and out["metrics"] == {"psnr": 1.0}
     assert (

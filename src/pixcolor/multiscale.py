@@ -25,31 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixcolor.errors import ConfigError
-from pixcolor.working_size import check_size
+from pixcolor.models.model_config import check_extra_sizes
 
 if TYPE_CHECKING:
     from pixcolor.pipeline import Colorizer
 
 __all__ = ["average_sizes", "extra_sizes"]
 
-MAX_EXTRA_SIZES = 4  # each one is a further full pass of the network
-
 
 def extra_sizes(config: Mapping[str, Any]) -> tuple[int, ...]:
     """The further working sizes a model config names (``extra_sizes``; none: ``()``).
 
     Raises:
-        ConfigError: not a list of at most ``MAX_EXTRA_SIZES`` whole numbers in the working
-            size range (one line, naming the field).
+        ConfigError: not a list of at most four working sizes (one line, naming the field).
     """
-    sizes = config.get("extra_sizes", [])
-    if not isinstance(sizes, list) or len(sizes) > MAX_EXTRA_SIZES:
-        raise ConfigError(
-            f"model config: extra_sizes must be a list of at most {MAX_EXTRA_SIZES} sizes, "
-            f"got {sizes!r}"
-        )
-    return tuple(check_size(s, "model config: extra_sizes") for s in sizes)
+    return tuple(check_extra_sizes(config.get("extra_sizes", []), "model config: extra_sizes"))
 
 
 def average_sizes(

@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
         extra["size"] = check_size(args.size, "--size")
     if args.extra_sizes is not None:
-        from pixcolor.multiscale import extra_sizes
+        from pixcolor.models.model_config import check_extra_sizes
 
-        extra["extra_sizes"] = list(extra_sizes({"extra_sizes": args.extra_sizes}))
+        extra["extra_sizes"] = check_extra_sizes(args.extra_sizes, "--extra-sizes")
     if args.note:
         extra["note"] = args.note
     if args.hints_model is not None:

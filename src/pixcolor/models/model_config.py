@@ -140,9 +140,26 @@ KWARGS: dict[str, dict[str, Check]] = {
     },
 }
 _COUNT = _int(0, 10**9)
+MAX_EXTRA_SIZES = 4  # each one is a further pass of the network over the photo
+
+
+def check_extra_sizes(value: Any, field: str = "extra_sizes") -> list[int]:
+    """Further working sizes whose colours are averaged in (:mod:`pixcolor.multiscale`).
+
+    Raises:
+        ConfigError: not a list of at most ``MAX_EXTRA_SIZES`` working sizes.
+    """
+    if not isinstance(value, list) or len(value) > MAX_EXTRA_SIZES:
+        raise ConfigError(
+            f"{field} must be a list of at most {MAX_EXTRA_SIZES} sizes, got {value!r:.40}"
+        )
+    return [check_size(v, field) for v in value]
+
+
 # Top-level fields with a meaning, and their checks (others are kept unchecked).
 FIELDS: dict[str, Check] = {
     "size": lambda v, f: check_size(v, f),
+    "extra_sizes": check_extra_sizes,
     "scale": _int(*SCALES),
     "epoch": _COUNT,
     "step": _COUNT,
