@@ -97,3 +97,13 @@ def given_fields(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The flags of ``cls``'s fields that were given on the command line."""
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names}
+
+
+def add_size_flag(p: argparse.ArgumentParser) -> None:
+    """``--size N``: one working size instead of the model's own (and its extra sizes)."""
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="one working size (default: the model's, with its extra sizes averaged in)",
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pixcolor.batch import FORMATS, check_folders, notice_if_slow, output_dir_arg, run_batch
+from pixcolor.commands._flags import add_size_flag
 
 if TYPE_CHECKING:
     from pixcolor.files import InputFile
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default=None, help="shipped name (default, fast) or a model folder or file"
     )
-    p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    add_size_flag(p)
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
     p.add_argument("--format", choices=sorted(FORMATS), default="png", help="output format")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

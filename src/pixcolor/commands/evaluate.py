@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pixcolor.commands._flags import add_size_flag
+
 # The default of a bare --hints, the list (pixcolor.evaluate_hints.DEFAULT_COUNTS;
 # written out here because parsing loads no torch).
 DEFAULT_HINT_COUNTS = "0,1,2,5,10,20,50"
@@ -36,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", metavar="DATA", help="colour photos: folders, files, globs")
     p.add_argument("--model", default=None, help="shipped name or path (default: shipped)")
     p.add_argument("--compare", nargs="*", default=[], metavar="PATH", help="more models to score")
-    p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    add_size_flag(p)
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N photos")
     p.add_argument("-o", "--out", type=Path, default=None, help="report folder")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from pixcolor.atomic import atomic_write_bytes
+from pixcolor.commands._flags import add_size_flag
 from pixcolor.commands.video import VIDEO_EXTRA
 from pixcolor.errors import PixcolorError
 
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default=None, help="shipped name (default, fast) or a model folder or file"
     )
-    p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    add_size_flag(p)
     p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best)")
     p.add_argument(
         "--hints",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pixcolor.commands._flags import add_size_flag
 from pixcolor.errors import PixcolorError
 
 VIDEO_EXTRA = "this command needs PyAV and OpenCV: pip install 'pixcolor[video]'"
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default=None, help="shipped name (default, fast) or a model folder or file"
     )
-    p.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    add_size_flag(p)
     p.add_argument(
         "--saturation",
         type=float,
