@@ -45,7 +45,7 @@ class NegativeAB(ConstantAB):
 class SlowColorizer:
     """Duck-typed colorizer that blocks every call until ``gate`` is set."""
 
-    name, device, size = "slow", "cpu", 64
+    name, device, size, extra_sizes = "slow", "cpu", 64, ()
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -111,6 +111,7 @@ def test_health_reports_model_and_limits(client: TestClient) -> None:
     health = client.get("/api/health").json()
     assert health["status"] == "ok"
     assert (health["model"], health["device"], health["size"]) == ("default", "cpu", 64)
+    assert health["extra_sizes"] == []
     (model,) = health["models"]
     assert model.pop("hints") is False and "takes no colour hints" in model.pop("hints_note")
     assert model == {"name": "default", "device": "cpu", "size": 64}

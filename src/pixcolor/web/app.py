@@ -137,6 +137,7 @@ def _health(models: ModelSet, queue: WorkQueue, options: WebOptions) -> dict[str
         "models": models.describe(),
         "device": str(default.device),
         "size": int(default.size),
+        "extra_sizes": list(default.extra_sizes),  # averaged in at the model's default size
         "busy": queue.busy,
         "max_queue": queue.max_queue,
         "max_upload_bytes": options.max_upload_bytes,

@@ -59,7 +59,8 @@ async function loadHealth() {
     select.replaceChildren(...health.models.map((m) => new Option(m.name, m.name)));
     $("model-info").textContent =
       `Model ${health.model} on ${health.device}; uploads up to ${formatBytes(health.max_upload_bytes)}.`;
-    $("size-default").textContent = `Model default (${health.size} px)`;
+    const sizes = [health.size, ...health.extra_sizes].join(" + ");
+    $("size-default").textContent = `Model default (${sizes} px)`;
   } catch (err) {
     $("model-info").textContent = `The server is not answering (${err.message}).`;
   }
