@@ -384,8 +384,8 @@ def colorize(
         model: a :class:`Colorizer`, a shipped name (loaded once per process and kept, see
             :func:`shipped_model`), or a model folder / file (loaded on every call: use
             :func:`load_model` once for many images).
-        size: working size of the model (default: the model's own, ``model.size``; 224 for
-            the shipped models).
+        size: one working size (default: the model's own and its ``extra_sizes``; 224 and
+            352 for the shipped default).
         stochastic: dropout on (models with dropout only).
         saturation: colour strength in [0, 2] (1: the model's own, 0: gray).
 
