@@ -64,6 +64,8 @@ def average_sizes(
     """
     if len(rgbs) != len(abs_):
         raise ValueError(f"{len(rgbs)} photos for {len(abs_)} predictions")
+    if not model.extra_sizes:
+        return list(abs_)
     sums = [ab.float().clone() for ab in abs_]
     for size in model.extra_sizes:
         smalls = [model.working_l(rgb, size) for rgb in rgbs]

@@ -238,13 +238,11 @@ class Colorizer:
                 ab = self.predict_hinted_ab(L, torch.cat([maps[i] for i in idx]), stochastic)
             else:
                 ab = self.predict_ab(L, stochastic=stochastic)
+                if size is None:  # the model's own sizes: its extra ones averaged in
+                    rgbs = [arrays[i] for i in idx]
+                    ab = average_sizes(self, rgbs, list(ab), stochastic=stochastic)
             for j, i in enumerate(idx):
                 ab_small[i] = ab[j]
-        own = [i for i, m in enumerate(maps) if m is None and size is None and self.extra_sizes]
-        mean = average_sizes(
-            self, [arrays[i] for i in own], [ab_small[i] for i in own], stochastic=stochastic
-        )
-        ab_small = [dict(zip(own, mean, strict=True)).get(i, ab) for i, ab in enumerate(ab_small)]
         outputs = []
         for i, ab in enumerate(ab_small):
             rgb, arrays[i] = arrays[i], None  # drop each input once used (huge photos)

@@ -100,8 +100,10 @@ def evaluate_clip(
                 first = tuple(simulate_hints(rgb, hints, hints_seed))
                 tracker = HintTracker(VideoHints({0: first}, f"{folder} (simulated hints)"))
             points = tracker(motion, rgb.shape[:2])
-            light = torch.from_numpy(L)[None, None]  # no points: the per-frame colours
-            hinted = predict_with_hints(model, light, points, rgb.shape[:2]) if points else ab
+            hinted = ab  # no points: the per-frame colours
+            if points:
+                light = torch.from_numpy(L)[None, None]
+                hinted = predict_with_hints(model, light, points, rgb.shape[:2])
             if tracker.last_keyframe:
                 filt_hinted.reset()
             hinted = torch.from_numpy(filt_hinted(L, hinted.numpy(), motion))
