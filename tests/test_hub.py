@@ -198,7 +198,7 @@ def test_gain_overrides_are_checked(unet_dir: Path):
         hub.load_network("fast", cast_gain=3.0)
 
 
-@pytest.mark.parametrize("command", ["colorize", "evaluate", "export"])
+@pytest.mark.parametrize("command", ["colorize", "evaluate", "export", "video", "evaluate-video"])
 def test_size_flags_ask_the_one_range_rule(command: str, unet_dir: Path, tmp_path: Path, capsys):
     from pixcolor.cli import main
 
@@ -206,6 +206,8 @@ def test_size_flags_ask_the_one_range_rule(command: str, unet_dir: Path, tmp_pat
         "colorize": ["colorize", str(tmp_path), "-o", str(tmp_path / "o")],
         "evaluate": ["evaluate", str(tmp_path)],
         "export": ["export", str(unet_dir), "-o", str(tmp_path / "x")],
+        "video": ["video", str(tmp_path), "-o", str(tmp_path / "v")],
+        "evaluate-video": ["evaluate-video", str(tmp_path)],
     }[command]
     assert main([*argv, "--size", "5000"]) == 2
     assert capsys.readouterr().err.strip() == (

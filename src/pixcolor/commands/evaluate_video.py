@@ -10,6 +10,7 @@ from pixcolor.atomic import atomic_write_bytes
 from pixcolor.commands._flags import add_size_flag
 from pixcolor.commands.video import VIDEO_EXTRA
 from pixcolor.errors import PixcolorError
+from pixcolor.working_size import check_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table."""
-    if args.size is not None and not 32 <= args.size <= 2048:
-        raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
+    if args.size is not None:
+        check_size(args.size, "--size")
     if not 0 <= args.hints <= 1000:
         raise PixcolorError(f"--hints must be in [0, 1000], got {args.hints}")
     try:

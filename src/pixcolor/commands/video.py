@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pixcolor.commands._flags import add_size_flag
 from pixcolor.errors import PixcolorError
+from pixcolor.working_size import check_size
 
 VIDEO_EXTRA = "this command needs PyAV and OpenCV: pip install 'pixcolor[video]'"
 
@@ -54,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Colorize every clip; exit 1 when any failed."""
-    if args.size is not None and not 32 <= args.size <= 2048:
-        raise PixcolorError(f"--size must be in [32, 2048], got {args.size}")
+    if args.size is not None:
+        check_size(args.size, "--size")
     if not 0.0 <= args.saturation <= 2.0:
         raise PixcolorError(f"--saturation must be in [0, 2], got {args.saturation:g}")
     if args.hints is not None and not args.hints.is_dir():
